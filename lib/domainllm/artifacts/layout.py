@@ -1,0 +1,73 @@
+"""Where a run's stage outputs live, and the read side of the stage contract."""
+
+from __future__ import annotations
+
+import re
+
+import fsspec
+
+from domainllm.artifacts.fs import join, url_to_fs
+from domainllm.artifacts.manifest import MANIFEST_NAME, Manifest
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def validate_run_id(run_id: str) -> str:
+    if not _RUN_ID.fullmatch(run_id):
+        raise ValueError(
+            f"run id {run_id!r} is not usable in paths and labels: use 1-128 letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit (e.g. 'perl-2026-11-25')"
+        )
+    return run_id
+
+
+def slug_run_id(value: str) -> str:
+    """Airflow run ids (`manual__2026-11-25T10:00:00+00:00`) -> a path- and label-safe id."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("-._")
+    return validate_run_id(slug[:128] or "run")
+
+
+class RunLayout:
+    """`<artifact_root>/<run_id>/<stage>/` with `.staging/` and `.trash/` beside the stages."""
+
+    def __init__(self, artifact_root: str, run_id: str) -> None:
+        self.run_id = validate_run_id(run_id)
+        self.fs: fsspec.AbstractFileSystem
+        self.fs, root = url_to_fs(artifact_root)
+        self.run_dir = join(root, run_id)
+
+    def stage_dir(self, stage: str) -> str:
+        return join(self.run_dir, stage)
+
+    def manifest_path(self, stage: str) -> str:
+        return join(self.stage_dir(stage), MANIFEST_NAME)
+
+    def staging_root(self) -> str:
+        return join(self.run_dir, ".staging")
+
+    def trash_root(self) -> str:
+        return join(self.run_dir, ".trash")
+
+    def read_manifest(self, stage: str) -> Manifest | None:
+        """The stage's manifest if the stage finished, else None."""
+        return read_manifest(self.fs, self.stage_dir(stage))
+
+
+def read_manifest(fs: fsspec.AbstractFileSystem, stage_dir: str) -> Manifest | None:
+    path = join(stage_dir, MANIFEST_NAME)
+    if not fs.exists(path):
+        return None
+    with fs.open(path, "rb") as fh:
+        return Manifest.from_json(fh.read())
+
+
+def outputs_intact(fs: fsspec.AbstractFileSystem, stage_dir: str, manifest: Manifest) -> bool:
+    """Every file the manifest lists is there with its recorded size (cheap; no re-hash)."""
+    for out in manifest.outputs:
+        path = join(stage_dir, out.path)
+        try:
+            if fs.size(path) != out.bytes:
+                return False
+        except FileNotFoundError:
+            return False
+    return True

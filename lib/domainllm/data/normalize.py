@@ -1,0 +1,71 @@
+"""Unicode normalization and encoding repair applied to every accepted text."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+# C0 controls except tab, newline, form feed and carriage return (handled below), and DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    text: str
+    changes: tuple[str, ...]
+    """What was changed, for the record's metadata (e.g. `fixed_encoding`)."""
+
+
+class Normalizer:
+    """BOM, control characters, line endings, lone surrogates, mojibake, NFC/NFKC."""
+
+    def __init__(self, form: Literal["NFC", "NFKC", "none"] = "NFC", fix_encoding: bool = True) -> None:
+        self._form = None if form == "none" else form
+        self._ftfy_config = None
+        if fix_encoding:
+            import ftfy
+
+            # Only encoding repair: leave quotes, HTML entities, widths and ligatures as
+            # written, since for code they are content.
+            self._ftfy_config = ftfy.TextFixerConfig(
+                unescape_html=False,
+                remove_terminal_escapes=False,
+                fix_latin_ligatures=False,
+                fix_character_width=False,
+                uncurl_quotes=False,
+                fix_line_breaks=False,
+                remove_control_chars=False,
+                normalization=None,
+                explain=False,
+            )
+
+    def __call__(self, text: str) -> Normalized:
+        changes: list[str] = []
+        if text.startswith("\ufeff"):
+            text = text[1:]
+            changes.append("stripped_bom")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if _CONTROL.search(text):
+            text = _CONTROL.sub("", text)
+            changes.append("removed_control_chars")
+        if text.isascii():
+            return Normalized(text, tuple(changes))
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            changes.append("replaced_lone_surrogates")
+        if self._ftfy_config is not None:
+            import ftfy
+
+            fixed = ftfy.fix_text(text, self._ftfy_config)
+            if fixed != text:
+                text = fixed
+                changes.append("fixed_encoding")
+        if self._form and not unicodedata.is_normalized(self._form, text):
+            text = unicodedata.normalize(self._form, text)
+            changes.append(f"normalized_{self._form.lower()}")
+        return Normalized(text, tuple(changes))

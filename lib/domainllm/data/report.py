@@ -1,0 +1,56 @@
+"""The ingest report: counts as JSON and a picture (records per source, rejects, lengths)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import fsspec
+
+from domainllm.artifacts.fs import join
+from domainllm.data.ingest import IngestReport
+
+
+def write_ingest_report(report: IngestReport, fs: fsspec.AbstractFileSystem, out_dir: str) -> list[str]:
+    """Writes `report.json` and `report.png` into `out_dir`; returns their relative paths."""
+    doc = {"counts": dict(sorted(report.counts.items())), "by_source": report.by_source}
+    with fs.open(join(out_dir, "report.json"), "wb") as fh:
+        fh.write(json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n")
+    with fs.open(join(out_dir, "report.png"), "wb") as fh:
+        fh.write(_plot(report))
+    return ["report.json", "report.png"]
+
+
+def _plot(report: IngestReport) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    names = list(report.by_source)
+    accepted = [report.by_source[n].get("records_out", 0) for n in names]
+    rejected = [report.by_source[n].get("quarantined", 0) for n in names]
+    axes[0].bar(names, accepted, label="accepted")
+    axes[0].bar(names, rejected, bottom=accepted, label="quarantined", color="tab:red")
+    axes[0].set_title("records per source")
+    axes[0].legend()
+    axes[0].tick_params(axis="x", rotation=30)
+
+    reasons = {k.split(".", 1)[1]: v for k, v in report.counts.items() if k.startswith("quarantined.")}
+    if reasons:
+        axes[1].barh(list(reasons), list(reasons.values()), color="tab:red")
+    else:
+        axes[1].text(0.5, 0.5, "nothing quarantined", ha="center", va="center")
+    axes[1].set_title("quarantine reasons")
+
+    if report.text_chars:
+        axes[2].hist(report.text_chars, bins=50, log=True)
+        axes[2].set_xscale("symlog")
+    axes[2].set_title("document length (characters)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    # No timestamps in the PNG so reruns give identical bytes.
+    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

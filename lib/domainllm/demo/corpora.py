@@ -1,0 +1,97 @@
+"""Demo corpora from files every machine of ours has: Perl's core modules and POD (the
+domain) and Python's standard library (the general corpus)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_PERL_SUFFIXES = (".pm", ".pl", ".pod")
+_PY_SKIP = re.compile(r"(^|/)(test|tests|idlelib|lib2to3|site-packages|ensurepip|turtledemo|__pycache__)(/|$)")
+_SYNOPSIS = re.compile(r"^=head1\s+NAME\s*\n+(.+?)\n.*?^=head1\s+SYNOPSIS\s*\n(.*?)(?=^=head1|\Z)", re.S | re.M)
+
+
+def perl_lib_dirs() -> list[Path]:
+    try:
+        out = subprocess.run(
+            ["perl", "-MConfig", "-e", "print qq($Config{privlib}\\n$Config{archlib}\\n)"],
+            capture_output=True, text=True, check=True, timeout=30,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RuntimeError(f"the demo's domain corpus needs `perl` on PATH ({exc})") from None
+    return [Path(p).resolve() for p in out.split() if Path(p).is_dir()]
+
+
+def _copy_tree(src_root: Path, dest: Path, keep, max_bytes: int) -> tuple[int, int]:
+    files, total = 0, 0
+    for dirpath, dirnames, filenames in os.walk(src_root, followlinks=True):
+        dirnames.sort()
+        for name in sorted(filenames):
+            src = Path(dirpath) / name
+            rel = src.relative_to(src_root).as_posix()
+            if not keep(rel):
+                continue
+            size = src.stat().st_size
+            if total + size > max_bytes:
+                return files, total
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+            files, total = files + 1, total + size
+    return files, total
+
+
+def build_corpora(out: Path, *, max_domain_mb: float = 12.0, max_general_mb: float = 6.0) -> dict[str, object]:
+    """Writes `out/perl/` (modules and POD), `out/python/` (stdlib sources) and
+    `out/perl-synopses.jsonl` (module synopses, plus a few malformed lines on purpose so
+    the demo shows the quarantine). Deterministic for a given machine image."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    summary: dict[str, object] = {}
+
+    domain_budget = int(max_domain_mb * 1e6)
+    n, size = 0, 0
+    for lib in perl_lib_dirs():
+        got = _copy_tree(
+            lib, out / "perl" / lib.name,
+            lambda rel: rel.endswith(_PERL_SUFFIXES) and not rel.startswith("unicore/"),
+            domain_budget - size,
+        )  # fmt: skip
+        n, size = n + got[0], size + got[1]
+    summary["perl"] = {"files": n, "bytes": size}
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    got = _copy_tree(
+        stdlib, out / "python", lambda rel: rel.endswith(".py") and not _PY_SKIP.search(rel),
+        int(max_general_mb * 1e6),
+    )  # fmt: skip
+    summary["python"] = {"files": got[0], "bytes": got[1]}
+
+    records = 0
+    with open(out / "perl-synopses.jsonl", "wb") as fh:
+        for pm in sorted((out / "perl").rglob("*.pm")):
+            match = _SYNOPSIS.search(pm.read_text(encoding="utf-8", errors="replace"))
+            if not match:
+                continue
+            name = match.group(1).split(" - ", 1)[0].strip()
+            text = f"{match.group(1).strip()}\n\nSYNOPSIS\n\n{match.group(2).strip()}\n"
+            row = {"id": f"synopsis:{name}", "text": text, "module": name, "lang": "en"}
+            fh.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
+            records += 1
+        # Deliberately bad lines: the demo's quarantine shows what happens to them.
+        fh.write(b'{"id": "broken-json", "text": "unterminated\n')
+        fh.write(b'{"id": "no-text", "body": "the text field is missing"}\n')
+        fh.write(b'{"id": "bad-utf8", "text": "caf\xe9 au lait"}\n')
+        fh.write(b"\n")
+    summary["perl-synopses"] = {"records": records, "bad_lines": 3}
+    log.info("demo corpora in %s: %s", out, summary)
+    return summary

@@ -1,0 +1,32 @@
+"""`data`: settings of the data stages."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from domainllm.spec.base import Section
+
+MiB = 1024 * 1024
+
+
+class IngestConfig(Section):
+    shard_max_records: int = Field(default=50_000, ge=1)
+    """Records per output Parquet shard (a shard is the unit of memory and of parallelism)."""
+    shard_max_bytes: int = Field(default=256 * MiB, ge=1024)
+    """Text bytes per output shard; whichever limit is hit first closes the shard."""
+    max_record_bytes: int = Field(default=256 * MiB, ge=1024)
+    """A larger record is quarantined as `record_too_large` instead of loaded."""
+    unicode_normalization: Literal["NFC", "NFKC", "none"] = "NFC"
+    """NFC keeps code and CJK text as written; NFKC also folds compatibility forms
+    (full-width letters, ligatures), which changes code semantics."""
+    fix_encoding: bool = True
+    """Repair mojibake (UTF-8 decoded as Latin-1/CP1252 and similar) with ftfy."""
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    """Parquet compression of the output shards."""
+
+
+class DataConfig(Section):
+    ingest: IngestConfig = IngestConfig()
+    """Unify every source into normalized Parquet shards."""

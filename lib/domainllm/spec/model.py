@@ -1,0 +1,59 @@
+"""The whole pipeline spec: one YAML file describes one build."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator, model_validator
+
+from domainllm.spec.base import Location, Section
+from domainllm.spec.base_model import BaseModelConfig
+from domainllm.spec.data import DataConfig
+from domainllm.spec.runtime import RuntimeConfig
+from domainllm.spec.sources import Source
+from domainllm.spec.tracking import TrackingConfig
+
+
+class Spec(Section):
+    name: str
+    """Pipeline name: the MLflow experiment and registered-model name."""
+    artifact_root: Location
+    """Where runs write their outputs: a local folder or an object-store URI.
+    Each run gets `<artifact_root>/<run_id>/<stage>/`."""
+    sources: tuple[Source, ...] = Field(min_length=1)
+    """Raw inputs: at least one domain source."""
+    data: DataConfig = DataConfig()
+    base_model: BaseModelConfig
+    tracking: TrackingConfig = TrackingConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_slug(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", value):
+            raise ValueError("must be letters, digits, '.', '_' or '-' (e.g. 'perl-assistant')")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Spec:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"sources: duplicate names {dupes}; every source needs its own name")
+        if not any(s.domain == "domain" for s in self.sources):
+            raise ValueError("sources: at least one source must have `domain: domain`")
+        demo = self.base_model.demo
+        if demo is not None:
+            for field in ("corpus_sources", "tokenizer_sources"):
+                unknown = sorted(set(getattr(demo, field)) - set(names))
+                if unknown:
+                    raise ValueError(
+                        f"base_model.demo.{field}: unknown source(s) {unknown}; defined sources: {names}"
+                    )
+        return self
+
+    def source(self, name: str) -> Source:
+        for src in self.sources:
+            if src.name == name:
+                return src
+        raise KeyError(name)

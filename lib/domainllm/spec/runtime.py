@@ -1,0 +1,88 @@
+"""`runtime`: where stages run (local processes or Kubernetes) and with what."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from domainllm.spec.base import Section
+from domainllm.stages.names import STAGE_IMAGES, STAGE_NAMES
+
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
+
+
+class Image(Section):
+    ref: str | None = None
+    """Container image for Kubernetes (e.g. `registry.example.com/domainllm-worker:0.1.0`)."""
+    python: str | None = None
+    """Local launcher: the Python interpreter (a venv's `bin/python`) that runs stages of
+    this image. Empty means the interpreter running Airflow."""
+
+
+def _default_images() -> dict[str, Image]:
+    return {name: Image() for name in sorted(set(STAGE_IMAGES.values()))}
+
+
+class Resources(Section):
+    cpu: str = "1"
+    """CPU request, Kubernetes quantity (`2`, `500m`)."""
+    memory: str = "4Gi"
+    """Memory request and limit, Kubernetes quantity (`16Gi`)."""
+    gpus: int = Field(default=0, ge=0)
+    """GPUs per node (`nvidia.com/gpu`)."""
+    nodes: int = Field(default=1, ge=1)
+    """Nodes for multi-node jobs (training); other stages use 1."""
+    node_pool: str | None = None
+    """Name of an entry in `runtime.node_pools`."""
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _is_quantity(cls, value: str) -> str:
+        if not _QUANTITY.match(value):
+            raise ValueError(f"{value!r} is not a Kubernetes quantity (examples: '2', '500m', '16Gi')")
+        return value
+
+
+class NodePool(Section):
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: tuple[dict[str, str], ...] = ()
+
+
+class RuntimeConfig(Section):
+    launcher: Literal["local"] = "local"
+    """Which launcher runs stage commands. `local`: a child process on the Airflow worker."""
+    grace_period_s: float = Field(default=30.0, ge=0)
+    """On a task kill: seconds between SIGTERM and SIGKILL to the stage's process group."""
+    images: dict[str, Image] = Field(default_factory=_default_images)
+    """Logical image name -> how to run it. Stages pick their image by role."""
+    stages: dict[str, Resources] = Field(default_factory=dict)
+    """Per-stage resources; stages not listed get the defaults."""
+    node_pools: dict[str, NodePool] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment for every stage process (no secrets: reference them by name)."""
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, value: dict[str, Resources]) -> dict[str, Resources]:
+        unknown = sorted(set(value) - set(STAGE_NAMES))
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; known stages: {list(STAGE_NAMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> RuntimeConfig:
+        missing_images = sorted(set(STAGE_IMAGES.values()) - set(self.images))
+        if missing_images:
+            raise ValueError(f"images: missing entries for {missing_images} (used by the stages)")
+        for stage, res in self.stages.items():
+            if res.node_pool is not None and res.node_pool not in self.node_pools:
+                raise ValueError(
+                    f"stages.{stage}.node_pool: {res.node_pool!r} is not defined in runtime.node_pools "
+                    f"(defined: {sorted(self.node_pools)})"
+                )
+        return self
+
+    def resources(self, stage: str) -> Resources:
+        return self.stages.get(stage, Resources())

@@ -1,0 +1,21 @@
+"""Stage name -> implementation. Imports are lazy so listing stages stays cheap."""
+
+from __future__ import annotations
+
+import importlib
+
+from domainllm.stages.base import Stage
+from domainllm.stages.names import STAGE_NAMES
+
+_IMPLEMENTATIONS = {
+    "ingest": "domainllm.stages.ingest:IngestStage",
+    "base_model": "domainllm.stages.base_model:BaseModelStage",
+}
+assert set(_IMPLEMENTATIONS) == set(STAGE_NAMES)
+
+
+def get_stage(name: str) -> Stage:
+    if name not in _IMPLEMENTATIONS:
+        raise KeyError(f"unknown stage {name!r}; known stages: {', '.join(STAGE_NAMES)}")
+    module, cls = _IMPLEMENTATIONS[name].split(":")
+    return getattr(importlib.import_module(module), cls)()

@@ -1,0 +1,146 @@
+"""Run one stage under the contract: skip if up to date, stage, publish, manifest last."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from domainllm import __version__
+from domainllm.artifacts import Manifest, RunLayout, new_staging, outputs_intact, publish
+from domainllm.spec import Spec, spec_digest
+from domainllm.stages.registry import get_stage
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_ENV = "DOMAINLLM_ATTEMPT_ID"
+
+
+class StageError(RuntimeError):
+    """A stage cannot run (missing upstream output, bad input)."""
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    manifest: Manifest
+    skipped: bool
+    """True when the stage was already up to date and nothing ran."""
+
+
+def code_version() -> str:
+    """Package version plus the git commit when running from a checkout (images set
+    DOMAINLLM_CODE_VERSION at build time instead)."""
+    if os.environ.get("DOMAINLLM_CODE_VERSION"):
+        return os.environ["DOMAINLLM_CODE_VERSION"]
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+        return f"{__version__}+g{sha}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def fingerprint(stage_name: str, version: str, config: dict, inputs: dict[str, str]) -> str:
+    doc = {"stage": stage_name, "version": version, "config": config, "inputs": inputs}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def run_stage(spec: Spec, stage_name: str, run_id: str, *, force: bool = False) -> StageOutcome:
+    stage = get_stage(stage_name)
+    layout = RunLayout(spec.artifact_root, run_id)
+
+    upstream: dict[str, Manifest] = {}
+    for dep in stage.required(spec):
+        manifest = layout.read_manifest(dep)
+        if manifest is None:
+            raise StageError(
+                f"stage {stage_name!r} needs the output of stage {dep!r} for run {run_id!r}, which has not "
+                f"finished; run it first: domainllm stage run {dep} --spec SPEC --run-id {run_id}"
+            )
+        upstream[dep] = manifest
+
+    config = stage.config(spec)
+    inputs = {f"stage:{dep}": m.fingerprint for dep, m in upstream.items()}
+    inputs.update(stage.external_inputs(spec))
+    fp = fingerprint(stage_name, stage.version, config, inputs)
+
+    existing = layout.read_manifest(stage_name)
+    if (
+        not force
+        and existing is not None
+        and existing.fingerprint == fp
+        and outputs_intact(layout.fs, layout.stage_dir(stage_name), existing)
+    ):
+        log.info("stage %s: up to date for run %s (fingerprint %s); nothing to do", stage_name, run_id, fp[:12])
+        return StageOutcome(existing, skipped=True)
+
+    from domainllm.stages.base import StageContext
+    from domainllm.tracking import stage_run
+
+    started, t0 = _now(), time.monotonic()
+    log.info("stage %s: starting for run %s%s", stage_name, run_id, " (forced)" if force else "")
+    with stage_run(spec, run_id, stage_name, {"stage": config}) as mlrun:
+        import mlflow
+
+        staging = new_staging(layout.fs, layout.staging_root(), stage_name)
+        ctx = StageContext(spec=spec, run_id=run_id, layout=layout, out=staging, upstream=upstream)
+        result = stage.run(ctx)
+        manifest = Manifest(
+            stage=stage_name,
+            run_id=run_id,
+            fingerprint=fp,
+            inputs=inputs,
+            outputs=staging.describe_outputs(),
+            counts=result.counts,
+            metrics=result.metrics,
+            info=result.info,
+            code_version=code_version(),
+            spec_digest=spec_digest(spec),
+            mlflow_run_id=mlrun.info.run_id,
+            attempt_id=os.environ.get(ATTEMPT_ENV),
+            started_at=started,
+            finished_at=_now(),
+            duration_s=round(time.monotonic() - t0, 3),
+        )
+        publish(staging, layout.stage_dir(stage_name), manifest, layout.trash_root())
+
+        mlflow.log_metrics({f"count.{k}": float(v) for k, v in result.counts.items()})
+        mlflow.log_metrics({**result.metrics, "duration_s": manifest.duration_s})
+        for name, series in result.curves.items():
+            for step, value in series:
+                mlflow.log_metric(name, value, step=step)
+        mlflow.log_dict(json.loads(manifest.to_json()), "manifest.json")
+        final_dir = layout.stage_dir(stage_name)
+        for rel in result.reports:
+            _log_artifact(layout, f"{final_dir}/{rel}", rel)
+    log.info(
+        "stage %s: done in %.1fs; outputs in %s", stage_name, manifest.duration_s, layout.stage_dir(stage_name)
+    )
+    return StageOutcome(manifest, skipped=False)
+
+
+def _log_artifact(layout: RunLayout, path: str, rel: str) -> None:
+    import tempfile
+
+    import mlflow
+
+    artifact_dir = os.path.dirname(rel) or None
+    if os.path.exists(path):
+        mlflow.log_artifact(path, artifact_dir)
+        return
+    with tempfile.TemporaryDirectory() as tmp:  # object-store artifact root
+        local = os.path.join(tmp, os.path.basename(rel))
+        layout.fs.get(path, local)
+        mlflow.log_artifact(local, artifact_dir)
