@@ -7,6 +7,7 @@ import logging
 import sys
 
 from domainllm.cli import data, demo, run, spec, stage
+from domainllm import lifecycle
 from domainllm.env import apply_offline_defaults
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     apply_offline_defaults()
     args = build_parser().parse_args(argv)
+    lifecycle.install()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,0 +1,68 @@
+"""domain_llm: turn a general base model into a domain model.
+
+Trigger it from the Airflow UI (the form asks for the spec, the run id, the stages and
+whether to force), from the REST API, or with `airflow dags test domain_llm`.
+Every task launches one `domainllm` command through the launcher the spec configures
+(a local process here; a Kubernetes pod in production).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from airflow.sdk import DAG, Param, TriggerRule
+
+from domainllm.artifacts import slug_run_id
+from domainllm.stages.names import STAGE_NAMES
+from domainllm_operators import PipelineRunOperator, StageOperator
+
+DEFAULT_SPEC = os.environ.get(
+    "DOMAINLLM_SPEC", str(Path(__file__).resolve().parent.parent / "examples" / "demo" / "spec.yaml")
+)
+
+with DAG(
+    dag_id="domain_llm",
+    description="Data -> base model -> ... -> domain model (stages added as they land)",
+    schedule=None,
+    catchup=False,
+    max_active_runs=1,
+    tags=["domainllm"],
+    doc_md=__doc__,
+    render_template_as_native_obj=True,
+    user_defined_filters={"run_slug": slug_run_id},
+    params={
+        "spec": Param(DEFAULT_SPEC, type="string", title="Pipeline spec",
+                      description="Path (on the workers) of the pipeline YAML."),
+        "run_id": Param("", type="string", title="Run id",
+                        description="Names the run's artifact folder. Empty: derived from the Airflow run id. "
+                                    "Reuse an id to continue a run: finished stages are skipped."),
+        "stages": Param(list(STAGE_NAMES), type="array", title="Stages",
+                        items={"type": "string", "enum": list(STAGE_NAMES)},
+                        description="Stages to run; the others reuse their existing output."),
+        "force": Param(False, type="boolean", title="Force",
+                       description="Rerun the selected stages even when their output is up to date."),
+    },  # fmt: skip
+) as dag:
+    common = {
+        "spec_path": "{{ params.spec }}",
+        "run_id": "{{ params.run_id or (run_id | run_slug) }}",
+    }
+    start = PipelineRunOperator(action="start", **common)
+    finish = PipelineRunOperator(action="finish", trigger_rule=TriggerRule.ALL_DONE, **common)
+
+    previous = start
+    for stage in STAGE_NAMES:
+        task = StageOperator(
+            stage=stage,
+            force="{{ params.force }}",
+            selected_stages="{{ params.stages }}",
+            trigger_rule=TriggerRule.NONE_FAILED,
+            **common,
+        )
+        previous >> task
+        previous = task
+    previous >> finish
+    # A teardown closes the MLflow parent run whatever happened, without masking a
+    # failed stage in the DAG run's own state.
+    finish.as_teardown()

@@ -1,0 +1,74 @@
+"""Launch requests: everything needed to run a stage command anywhere.
+
+Operators build one from the spec; a launcher turns it into a local child process, a
+Kubernetes pod, or a multi-node job (image, argv, env, resources, node count).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from domainllm.spec import Spec
+from domainllm.spec.runtime import NodePool, Resources
+from domainllm.stages.names import STAGE_IMAGES
+
+PROGRAM = "domainllm"
+CONTROL_IMAGE = "worker"
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    name: str
+    """What runs: a stage name, or `run-start` / `run-finish`."""
+    run_id: str
+    command: tuple[str, ...]
+    """Argv starting with the `domainllm` program."""
+    image: str
+    """Logical image name (a key of `runtime.images`)."""
+    image_ref: str | None
+    """Container image for Kubernetes."""
+    python: str | None
+    """Interpreter for the local launcher; None means the launcher's own."""
+    env: dict[str, str] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    node_pool: NodePool | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    grace_period_s: float = 30.0
+
+
+def _request(spec: Spec, name: str, run_id: str, image: str, command: list[str], attempt_id: str | None) -> LaunchRequest:
+    runtime = spec.runtime
+    resources = runtime.resources(name) if name in STAGE_IMAGES else Resources()
+    env = dict(runtime.env)
+    if attempt_id:
+        env["DOMAINLLM_ATTEMPT_ID"] = attempt_id
+    return LaunchRequest(
+        name=name,
+        run_id=run_id,
+        command=tuple(command),
+        image=image,
+        image_ref=runtime.images[image].ref,
+        python=runtime.images[image].python,
+        env=env,
+        resources=resources,
+        node_pool=runtime.node_pools.get(resources.node_pool) if resources.node_pool else None,
+        labels={"domainllm/run-id": run_id, "domainllm/step": name, "domainllm/pipeline": spec.name},
+        grace_period_s=runtime.grace_period_s,
+    )
+
+
+def stage_request(
+    spec: Spec, spec_path: str, stage: str, run_id: str, *, force: bool = False, attempt_id: str | None = None
+) -> LaunchRequest:
+    command = [PROGRAM, "stage", "run", stage, "--spec", spec_path, "--run-id", run_id]
+    if force:
+        command.append("--force")
+    return _request(spec, stage, run_id, STAGE_IMAGES[stage], command, attempt_id)
+
+
+def run_control_request(spec: Spec, spec_path: str, action: str, run_id: str, status: str | None = None) -> LaunchRequest:
+    """`domainllm run start|finish` (opens/closes the pipeline's parent MLflow run)."""
+    command = [PROGRAM, "run", action, "--spec", spec_path, "--run-id", run_id]
+    if status:
+        command += ["--status", status]
+    return _request(spec, f"run-{action}", run_id, CONTROL_IMAGE, command, None)

@@ -1,0 +1,125 @@
+"""StageOperator and PipelineRunOperator: build a launch request, hand it to the launcher
+the spec names, and return the stage manifest's summary through XCom."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+
+from domainllm.launch import LaunchRequest, run_control_request, stage_request
+from domainllm_operators.launchers import Launcher, get_launcher
+
+
+class _LaunchingOperator(BaseOperator):
+    template_fields: Sequence[str] = ("spec_path", "run_id")
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, spec_path: str, run_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec_path = spec_path
+        self.run_id = run_id
+        self._launcher: Launcher | None = None
+
+    def _load_spec(self):
+        from domainllm.artifacts import validate_run_id
+        from domainllm.spec import load_spec
+
+        spec = load_spec(self.spec_path)  # an invalid spec fails here, before any work
+        validate_run_id(self.run_id)
+        return spec
+
+    def _launch(self, context: Context, spec, request: LaunchRequest) -> int:
+        # Identifiers first, so even a failed attempt leaves a trail in XCom.
+        context["ti"].xcom_push(
+            key="launch",
+            value={"run_id": request.run_id, "name": request.name, "command": list(request.command),
+                   "attempt_id": request.env.get("DOMAINLLM_ATTEMPT_ID"), "launcher": spec.runtime.launcher},
+        )  # fmt: skip
+        self._launcher = get_launcher(spec.runtime.launcher)
+        return self._launcher.launch(request, self.log).exit_code
+
+    def on_kill(self) -> None:
+        if self._launcher is not None:
+            self._launcher.kill()
+
+
+class StageOperator(_LaunchingOperator):
+    """Runs `domainllm stage run STAGE` through the configured launcher.
+
+    `selected_stages` (templated, e.g. from the DAG's params form) skips this task when
+    its stage is not listed; downstream stages then reuse the existing output.
+    """
+
+    template_fields: Sequence[str] = ("spec_path", "run_id", "force", "selected_stages")
+
+    def __init__(
+        self,
+        *,
+        stage: str,
+        force: bool | str = False,
+        selected_stages: list[str] | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("task_id", stage)
+        super().__init__(**kwargs)
+        self.stage = stage
+        self.force = force
+        self.selected_stages = selected_stages
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self.selected_stages is not None and self.stage not in self.selected_stages:
+            raise AirflowSkipException(f"stage {self.stage} not selected in this run's params")
+        spec = self._load_spec()
+        attempt_id = uuid.uuid4().hex
+        force = self.force in (True, "True", "true", "1")
+        request = stage_request(spec, self.spec_path, self.stage, self.run_id, force=force, attempt_id=attempt_id)
+        exit_code = self._launch(context, spec, request)
+
+        from domainllm.artifacts import RunLayout
+
+        manifest = RunLayout(spec.artifact_root, self.run_id).read_manifest(self.stage)
+        if exit_code != 0:
+            if manifest is not None and manifest.attempt_id == attempt_id:
+                # Outputs and manifest were published by this attempt; the process died
+                # afterwards (seen with DeepSpeed at interpreter exit). The work is done.
+                self.log.warning("stage %s exited with %s after publishing its outputs", self.stage, exit_code)
+            else:
+                raise AirflowException(
+                    f"stage {self.stage} failed (exit code {exit_code}) for run {self.run_id}; "
+                    "the reason is in the log above"
+                )
+        if manifest is None:
+            raise AirflowException(f"stage {self.stage} exited 0 but published no manifest for run {self.run_id}")
+        summary = manifest.summary()
+        self.log.info("stage %s outputs: %s", self.stage, RunLayout(spec.artifact_root, self.run_id).stage_dir(self.stage))
+        return summary
+
+
+class PipelineRunOperator(_LaunchingOperator):
+    """Opens (`start`) or closes (`finish`) the pipeline run: spec snapshot and the parent
+    MLflow run. `finish` marks the run FAILED when any upstream task failed."""
+
+    def __init__(self, *, action: str, **kwargs: Any) -> None:
+        if action not in ("start", "finish"):
+            raise ValueError(f"action must be 'start' or 'finish', got {action!r}")
+        kwargs.setdefault("task_id", f"run_{action}")
+        super().__init__(**kwargs)
+        self.action = action
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        spec = self._load_spec()
+        status = None
+        if self.action == "finish":
+            ti = context["ti"]
+            failed = ti.get_ti_count(
+                dag_id=ti.dag_id, run_ids=[ti.run_id], states=["failed", "upstream_failed"]
+            )
+            status = "FAILED" if failed else "FINISHED"
+        request = run_control_request(spec, self.spec_path, self.action, self.run_id, status)
+        if self._launch(context, spec, request) != 0:
+            raise AirflowException(f"`domainllm run {self.action}` failed for run {self.run_id}; see the log above")
+        return {"run_id": self.run_id, "action": self.action, "status": status}
