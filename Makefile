@@ -1,0 +1,57 @@
+# The README's two commands: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export DOMAINLLM_HOME ?= $(CURDIR)/.domainllm
+# The machine's pip config lists wheel folders that may not exist; keep the log readable.
+QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test test-fast lint lock airflow-ui mlflow-ui clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP)  ## create .venv with the pinned dependencies (constraints.txt)
+
+$(STAMP): pyproject.toml constraints.txt
+	@rm -f $(VENV)/.installed-*
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing into $(VENV) (first time: a few minutes) ..."
+	$(BIN)/pip install -q --upgrade pip $(QUIET_PIP)
+	# torch first, pinned: the CPU build this machine carries (an unpinned torch pulls CUDA).
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0 $(QUIET_PIP)
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]' $(QUIET_PIP)
+	@touch $@
+
+demo: install  ## run the domain_llm DAG end to end on the embedded default
+	$(BIN)/domainllm demo corpora --out $(DOMAINLLM_HOME)/demo/corpora
+	$(BIN)/python -m domainllm_operators.local_stack demo --spec examples/demo/spec.yaml --run-id demo
+
+test: install  ## run every test, slow end-to-end ones included
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
+
+test-fast: install  ## skip the slow end-to-end tests
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS) tests
+
+lint: install  ## ruff
+	$(BIN)/ruff check lib operators dags tests bench
+
+lock: install  ## refresh constraints.txt from the current venv
+	$(BIN)/pip freeze --exclude-editable | grep -v '^domainllm' > constraints.txt
+
+airflow-ui: install  ## run Airflow's UI + scheduler on http://127.0.0.1:8080 until Ctrl-C
+	$(BIN)/python -m domainllm_operators.local_stack up --port 8080
+
+mlflow-ui: install  ## browse the MLflow runs on http://127.0.0.1:5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_DISABLE_TELEMETRY=true \
+	$(BIN)/mlflow server --backend-store-uri sqlite:///$(DOMAINLLM_HOME)/mlflow/mlflow.db \
+	  --default-artifact-root file://$(DOMAINLLM_HOME)/mlflow/artifacts --host 127.0.0.1 --port 5000 --workers 1
+
+clean:  ## remove the working folder (databases, artifacts); keeps .venv
+	rm -rf $(DOMAINLLM_HOME)

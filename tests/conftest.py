@@ -1,0 +1,80 @@
+"""Shared fixtures. Every test gets its own working folder (DOMAINLLM_HOME), so MLflow
+databases and artifacts never leak between tests or into the developer's checkout."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Airflow reads its configuration at import time: point it at a throwaway home first.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="domainllm-test-airflow-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+from domainllm.env import apply_offline_defaults  # noqa: E402
+
+apply_offline_defaults()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("DOMAINLLM_HOME", str(h))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return h
+
+
+def write_spec(path: Path, doc: dict) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def tiny_spec_doc(corpora: Path, **overrides) -> dict:
+    """A spec over small corpora with a base model that trains in seconds."""
+    doc = {
+        "name": "tiny",
+        "artifact_root": "${DOMAINLLM_HOME}/artifacts",
+        "sources": [
+            {"name": "perl-code", "path": str(corpora / "perl"), "format": "code",
+             "include": ["**/*.pm"], "domain": "domain"},
+            {"name": "perl-synopses", "path": str(corpora / "perl-synopses.jsonl"), "domain": "domain", "lang": "en"},
+            {"name": "python-stdlib", "path": str(corpora / "python"), "format": "code", "domain": "general"},
+        ],
+        "data": {"ingest": {"shard_max_records": 200}},
+        "base_model": {"demo": {
+            "corpus_sources": ["python-stdlib"], "tokenizer_sources": ["python-stdlib", "perl-code"],
+            "vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2,
+            "seq_len": 64, "batch_size": 8, "steps": 40, "learning_rate": 0.01, "max_train_chars": 300_000,
+        }},
+    }  # fmt: skip
+    doc.update(overrides)
+    return doc
+
+
+@pytest.fixture(scope="session")
+def corpora(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Small real corpora: Perl core modules and Python stdlib files from this machine."""
+    from domainllm.demo.corpora import build_corpora
+
+    out = tmp_path_factory.mktemp("corpora") / "c"
+    build_corpora(out, max_domain_mb=0.4, max_general_mb=0.4)
+    return out
+
+
+@pytest.fixture
+def tiny_spec(home: Path, corpora: Path, tmp_path: Path) -> Path:
+    return write_spec(tmp_path / "spec.yaml", tiny_spec_doc(corpora))
+
+
+def domainllm_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "domainllm", *args]
