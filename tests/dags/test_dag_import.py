@@ -1,0 +1,33 @@
+"""Every DAG file imports without errors, and the DAGs have the shape we rely on."""
+
+from __future__ import annotations
+
+from tests.conftest import REPO
+
+
+def _bag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def test_no_import_errors() -> None:
+    bag = _bag()
+    assert bag.import_errors == {}
+    assert len(list((REPO / "dags").glob("*.py"))) == len(bag.dag_ids) >= 1
+
+
+def test_domain_llm_shape_and_params_form() -> None:
+    from domainllm.stages.names import STAGE_NAMES
+
+    dag = _bag().dags["domain_llm"]
+    assert set(dag.task_ids) == {"run_start", *STAGE_NAMES, "run_finish"}
+    assert dag.get_task("run_finish").is_teardown
+    assert dag.get_task("ingest").downstream_task_ids == {"base_model"}
+    params = dag.params
+    assert set(params.keys()) == {"spec", "run_id", "stages", "force"}
+    stages = params.get_param("stages")
+    assert stages.value == list(STAGE_NAMES)
+    assert stages.schema["items"]["enum"] == list(STAGE_NAMES)
+    assert params.get_param("force").schema["type"] == "boolean"
+    assert params["spec"].endswith("examples/demo/spec.yaml")

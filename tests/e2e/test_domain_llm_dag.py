@@ -1,0 +1,103 @@
+"""The domain_llm DAG end to end on the embedded default: real Airflow, real MLflow,
+real stage processes. One run through `airflow dags test`, one through the scheduler and
+API server the way the UI triggers it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from domainllm.artifacts import RunLayout
+from domainllm.spec import load_spec
+from domainllm.tracking import TAG_KIND, TAG_STAGE, find_pipeline_run, tracking_uri
+from tests.conftest import tiny_spec_doc, write_spec
+
+pytestmark = pytest.mark.slow
+
+
+def _airflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "airflow", *args], capture_output=True, text=True, env=env or os.environ.copy(), timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    proc = _airflow("db", "migrate")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _stage_runs(spec, parent: str) -> dict[str, mlflow.entities.Run]:
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([mlflow.get_experiment_by_name(spec.name).experiment_id],
+                              filter_string=f"tags.mlflow.parentRunId = '{parent}'")  # fmt: skip
+    return {r.data.tags[TAG_STAGE]: r for r in runs}
+
+
+def test_dags_test_runs_every_stage_nested_under_one_parent(airflow_db, tiny_spec: Path) -> None:
+    conf = json.dumps({"spec": str(tiny_spec), "run_id": "e2e"})
+    proc = _airflow("dags", "test", "domain_llm", "-c", conf)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+    spec = load_spec(tiny_spec)
+    layout = RunLayout(spec.artifact_root, "e2e")
+    assert layout.read_manifest("ingest") is not None and layout.read_manifest("base_model") is not None
+    assert (Path(layout.run_dir) / "spec.resolved.json").exists()
+
+    mlflow.set_tracking_uri(tracking_uri(spec))
+    parent = find_pipeline_run(spec, "e2e")
+    assert parent is not None
+    parent_run = mlflow.get_run(parent)
+    assert parent_run.info.status == "FINISHED" and parent_run.data.tags[TAG_KIND] == "pipeline"
+    children = _stage_runs(spec, parent)
+    assert set(children) == {"ingest", "base_model"}
+    assert all(r.info.status == "FINISHED" for r in children.values())
+    assert children["base_model"].data.metrics["heldout_loss_after"] < children["base_model"].data.metrics["heldout_loss_before"]
+    # Stage output streamed into the task log.
+    assert "stage ingest: done in" in proc.stdout + proc.stderr
+
+
+def test_a_failing_stage_fails_the_run_and_leaves_no_finished_output(
+    airflow_db, home: Path, corpora: Path, tmp_path: Path
+) -> None:
+    doc = tiny_spec_doc(corpora)
+    doc["sources"][0]["path"] = str(tmp_path / "missing-corpus")
+    spec_path = write_spec(tmp_path / "spec.yaml", doc)
+    proc = _airflow("dags", "test", "domain_llm", "-c", json.dumps({"spec": str(spec_path), "run_id": "e2e-fail"}))
+    out = proc.stdout + proc.stderr
+    assert "input path does not exist" in out and str(tmp_path / "missing-corpus") in out
+    assert "stage ingest failed (exit code 2)" in out
+
+    spec = load_spec(spec_path)
+    assert RunLayout(spec.artifact_root, "e2e-fail").read_manifest("ingest") is None
+    mlflow.set_tracking_uri(tracking_uri(spec))
+    parent = find_pipeline_run(spec, "e2e-fail")
+    assert mlflow.get_run(parent).info.status == "FAILED"
+
+
+def test_scheduler_and_api_server_run_it_and_report_over_rest(home: Path, tiny_spec: Path) -> None:
+    from domainllm_operators.local_stack import LocalStack
+
+    stack = LocalStack()
+    try:
+        stack.start()
+        dag_run = stack.trigger("domain_llm", {"spec": str(tiny_spec), "run_id": "via-rest", "stages": ["ingest"]})
+        state = stack.follow("domain_llm", dag_run, timeout=600, echo=lambda _: None)
+        assert state == "success"
+        states = stack.task_states("domain_llm", dag_run)
+        assert states == {"run_start": "success", "ingest": "success", "base_model": "skipped", "run_finish": "success"}
+        xcom = stack.get(f"/api/v2/dags/domain_llm/dagRuns/{dag_run}/taskInstances/ingest/xcomEntries/return_value")
+        summary = xcom["value"] if isinstance(xcom["value"], dict) else json.loads(xcom["value"])
+        assert summary["stage"] == "ingest" and summary["counts"]["quarantined"] == 3
+        launch = stack.get(f"/api/v2/dags/domain_llm/dagRuns/{dag_run}/taskInstances/ingest/xcomEntries/launch")
+        assert "via-rest" in json.dumps(launch["value"])
+        runs = stack.get("/api/v2/dags/domain_llm/dagRuns")["dag_runs"]
+        assert any(r["dag_run_id"] == dag_run and r["state"] == "success" for r in runs)
+    finally:
+        stack.stop()
