@@ -107,8 +107,6 @@ def stage_run(spec: Spec, run_id: str, stage: str, params: Mapping[str, Any]) ->
     import mlflow
 
     parent = start_pipeline_run(spec, run_id)
-    client = mlflow.MlflowClient()
-    client.update_run(parent, status="RUNNING")
     with mlflow.start_run(
         experiment_id=experiment_id(spec),
         run_name=stage,

@@ -7,6 +7,7 @@ the task log while it runs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -56,10 +57,8 @@ class LocalLauncher:
         finally:
             if proc.poll() is None:  # we are being unwound (task interrupted): stop the child
                 self.kill()
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(self._grace + 5)
-                except subprocess.TimeoutExpired:
-                    pass
             if self._killer is not None:
                 self._killer.cancel()
         duration = time.monotonic() - t0
@@ -78,7 +77,5 @@ class LocalLauncher:
 
     @staticmethod
     def _signal_group(pid: int, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)  # the child leads its own group: pgid == pid
-        except (ProcessLookupError, PermissionError):
-            pass

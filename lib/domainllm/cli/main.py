@@ -6,9 +6,10 @@ import argparse
 import logging
 import sys
 
-from domainllm.cli import data, demo, run, spec, stage
 from domainllm import lifecycle
+from domainllm.cli import data, demo, run, spec, stage
 from domainllm.env import apply_offline_defaults
+
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from domainllm.data.records import InputError

@@ -30,8 +30,8 @@ class IngestReport:
     counts: Counter[str] = field(default_factory=Counter)
     """Totals: records_in, records_out, quarantined, quarantined.<reason>, files, ..."""
     by_source: dict[str, dict[str, int]] = field(default_factory=dict)
-    text_chars: list[int] = field(default_factory=list)
-    """Length of every accepted text (for the report's histogram)."""
+    length_hist: Counter[int] = field(default_factory=Counter)
+    """Accepted texts per length bucket: bucket b holds lengths in [2**b, 2**(b+1))."""
 
 
 def source_fingerprint(source: Source) -> str:
@@ -71,7 +71,7 @@ def ingest(
                     docs.add(row, nbytes)
                     bytes_out += nbytes
                     ctx.counts["records_out"] += 1
-                    report.text_chars.append(len(item.text))
+                    report.length_hist[len(item.text).bit_length() - 1] += 1
                 else:
                     rejects.add(item.row(), len(item.raw or b""))
                     ctx.counts["quarantined"] += 1

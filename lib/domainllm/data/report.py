@@ -13,7 +13,11 @@ from domainllm.data.ingest import IngestReport
 
 def write_ingest_report(report: IngestReport, fs: fsspec.AbstractFileSystem, out_dir: str) -> list[str]:
     """Writes `report.json` and `report.png` into `out_dir`; returns their relative paths."""
-    doc = {"counts": dict(sorted(report.counts.items())), "by_source": report.by_source}
+    doc = {
+        "counts": dict(sorted(report.counts.items())),
+        "by_source": report.by_source,
+        "length_histogram": {f"{2**b}-{2 ** (b + 1) - 1}": n for b, n in sorted(report.length_hist.items())},
+    }
     with fs.open(join(out_dir, "report.json"), "wb") as fh:
         fh.write(json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n")
     with fs.open(join(out_dir, "report.png"), "wb") as fh:
@@ -44,9 +48,11 @@ def _plot(report: IngestReport) -> bytes:
         axes[1].text(0.5, 0.5, "nothing quarantined", ha="center", va="center")
     axes[1].set_title("quarantine reasons")
 
-    if report.text_chars:
-        axes[2].hist(report.text_chars, bins=50, log=True)
-        axes[2].set_xscale("symlog")
+    if report.length_hist:
+        buckets = sorted(report.length_hist)
+        axes[2].bar([2**b for b in buckets], [report.length_hist[b] for b in buckets],
+                    width=[2**b for b in buckets], align="edge", log=True)  # fmt: skip
+        axes[2].set_xscale("log", base=2)
     axes[2].set_title("document length (characters)")
     fig.tight_layout()
     buf = io.BytesIO()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from domainllm.data.ingest import ingest, source_fingerprint
@@ -35,6 +34,6 @@ class IngestStage:
         return StageResult(
             counts=counts,
             metrics={"quarantine_rate": counts.get("quarantined", 0) / max(counts.get("records_in", 0), 1)},
-            info={"by_source": json.loads(json.dumps(report.by_source))},
+            info={"by_source": report.by_source},
             reports=reports,
         )

@@ -3,11 +3,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from fsspec.implementations.local import LocalFileSystem
 
-from domainllm.artifacts import Manifest, RunLayout, new_staging, outputs_intact, publish, read_manifest, slug_run_id
-
-import pytest
+from domainllm.artifacts import (
+    Manifest,
+    RunLayout,
+    new_staging,
+    outputs_intact,
+    publish,
+    read_manifest,
+    slug_run_id,
+)
 
 
 def _manifest(staging, stage: str = "s", fp: str = "f1") -> Manifest:

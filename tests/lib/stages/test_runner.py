@@ -11,7 +11,14 @@ import pytest
 
 from domainllm.spec import load_spec
 from domainllm.stages.runner import StageError, run_stage
-from domainllm.tracking import TAG_KIND, TAG_RUN_ID, TAG_STAGE, finish_pipeline_run, start_pipeline_run, tracking_uri
+from domainllm.tracking import (
+    TAG_KIND,
+    TAG_RUN_ID,
+    TAG_STAGE,
+    finish_pipeline_run,
+    start_pipeline_run,
+    tracking_uri,
+)
 
 
 def test_ingest_stage_publishes_manifest_and_tracks_in_mlflow(tiny_spec: Path, home: Path) -> None:
