@@ -6,7 +6,7 @@ import re
 
 import fsspec
 
-from domainllm.artifacts.fs import join, url_to_fs
+from domainllm.artifacts.fs import is_local, join, url_to_fs
 from domainllm.artifacts.manifest import MANIFEST_NAME, Manifest
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -47,6 +47,11 @@ class RunLayout:
 
     def trash_root(self) -> str:
         return join(self.run_dir, ".trash")
+
+    def url(self, path: str) -> str:
+        """A path of this layout as others must see it: a plain path locally, a full URI
+        (`s3://...`) on an object store."""
+        return path if is_local(self.fs) else self.fs.unstrip_protocol(path)
 
     def read_manifest(self, stage: str) -> Manifest | None:
         """The stage's manifest if the stage finished, else None."""

@@ -87,7 +87,7 @@ class BaseModelStage:
                 "heldout_loss_after": result.eval_loss_after,
                 "tokens_per_s": result.tokens_per_s,
             },
-            info={"model_path": join(ctx.layout.stage_dir(self.name), MODEL_DIR), "built": True},
+            info={"model_path": ctx.layout.url(join(ctx.layout.stage_dir(self.name), MODEL_DIR)), "built": True},
             reports=["loss.png"],
             curves={"train_loss": result.losses},
         )
