@@ -12,7 +12,7 @@ QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory"
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test test-fast lint lock airflow-ui mlflow-ui clean
+.PHONY: help install demo dags-test test test-fast lint lock airflow-ui mlflow-ui clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install  ## run the domain_llm DAG end to end on the embedded default
 	$(BIN)/domainllm demo corpora --out $(DOMAINLLM_HOME)/demo/corpora
 	$(BIN)/python -m domainllm_operators.local_stack demo --spec examples/demo/spec.yaml --run-id demo
+
+dags-test: install  ## run domain_llm in one process with `airflow dags test` (no scheduler)
+	$(BIN)/domainllm demo corpora --out $(DOMAINLLM_HOME)/demo/corpora
+	$(BIN)/python -m domainllm_operators.local_stack dags-test --spec examples/demo/spec.yaml --run-id demo
 
 test: install  ## run every test, slow end-to-end ones included
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests

@@ -2,6 +2,7 @@
 
 `python -m domainllm_operators.local_stack up`    start api-server + scheduler + dag-processor
 `python -m domainllm_operators.local_stack demo`  start, trigger domain_llm, follow it, stop
+`python -m domainllm_operators.local_stack dags-test --spec S`  `airflow dags test` in-process, same settings
 
 Everything lives under $DOMAINLLM_HOME/airflow (database, logs, generated secrets).
 """
@@ -216,6 +217,13 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if state == "success" else 1
 
 
+def _dags_test(args: argparse.Namespace) -> int:
+    stack = LocalStack()
+    subprocess.run([*stack._airflow(), "db", "migrate"], env=stack.env, check=True, capture_output=True)
+    conf = {"spec": str(Path(args.spec).resolve()), "run_id": args.run_id, "force": args.force}
+    return subprocess.run([*stack._airflow(), "dags", "test", "domain_llm", "-c", json.dumps(conf)], env=stack.env).returncode
+
+
 def _up(args: argparse.Namespace) -> int:
     stack = LocalStack(args.port)
     stack.start()
@@ -243,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--force", action="store_true")
     demo.add_argument("--port", type=int, default=None)
     demo.set_defaults(func=_demo)
+    dags_test = sub.add_parser("dags-test", help="run domain_llm with `airflow dags test` (no scheduler)")
+    dags_test.add_argument("--spec", required=True)
+    dags_test.add_argument("--run-id", default="demo")
+    dags_test.add_argument("--force", action="store_true")
+    dags_test.set_defaults(func=_dags_test)
     args = parser.parse_args(argv)
     return args.func(args)
 

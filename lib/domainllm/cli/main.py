@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from domainllm import lifecycle
@@ -32,9 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     apply_offline_defaults()
     args = build_parser().parse_args(argv)
     lifecycle.install()
+    # Under a launcher the task log already timestamps every line.
+    launched = lifecycle.PARENT_PID_ENV in os.environ
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=("" if launched else "%(asctime)s ") + "%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     for noisy in ("alembic", "mlflow.store", "urllib3", "matplotlib", "fsspec"):

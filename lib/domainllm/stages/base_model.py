@@ -56,14 +56,17 @@ class BaseModelStage:
         tok_sources = cfg.tokenizer_sources or cfg.corpus_sources
 
         tokenizer = train_tokenizer(
-            _capped(iter_docs(fs, ingest_dir, sources=tok_sources), cfg.max_train_chars), cfg.vocab_size, cfg.seq_len
+            _capped(iter_docs(fs, ingest_dir, sources=tok_sources), cfg.max_train_chars),
+            cfg.vocab_size,
+            model_max_length=max(2048, cfg.seq_len),  # the model's context, as in build_model
         )
         corpus = list(_capped(iter_docs(fs, ingest_dir, sources=cfg.corpus_sources), cfg.max_train_chars))
         if not corpus:
             raise InputError(
                 f"base_model.demo.corpus_sources {list(cfg.corpus_sources)} gave no documents in the ingest output"
             )
-        ids = tokenizer(corpus, add_special_tokens=False)["input_ids"]
+        # Whole documents are longer than the context; they are packed into blocks below.
+        ids = tokenizer(corpus, add_special_tokens=False, verbose=False)["input_ids"]
         blocks = pack(ids, tokenizer.eos_token_id, cfg.seq_len)
         log.info("base_model: %d documents -> %d blocks of %d tokens", len(corpus), len(blocks), cfg.seq_len)
 
