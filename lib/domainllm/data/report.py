@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import fsspec
 
 from domainllm.artifacts.fs import join
 from domainllm.data.ingest import IngestReport
+from domainllm.plots import subplots, to_png
 
 
 def write_ingest_report(report: IngestReport, fs: fsspec.AbstractFileSystem, out_dir: str) -> list[str]:
@@ -26,12 +26,7 @@ def write_ingest_report(report: IngestReport, fs: fsspec.AbstractFileSystem, out
 
 
 def _plot(report: IngestReport) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = subplots(1, 3, figsize=(15, 4.2))
     names = list(report.by_source)
     accepted = [report.by_source[n].get("records_out", 0) for n in names]
     rejected = [report.by_source[n].get("quarantined", 0) for n in names]
@@ -54,9 +49,4 @@ def _plot(report: IngestReport) -> bytes:
                     width=[2**b for b in buckets], align="edge", log=True)  # fmt: skip
         axes[2].set_xscale("log", base=2)
     axes[2].set_title("document length (characters)")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    # No timestamps in the PNG so reruns give identical bytes.
-    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return to_png(fig)

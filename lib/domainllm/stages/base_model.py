@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import Any, ClassVar
 
 from domainllm.artifacts.fs import file_fingerprint, join, url_to_fs
 from domainllm.data.docs import iter_docs
 from domainllm.data.records import InputError
+from domainllm.plots import subplots, to_png
 from domainllm.spec import Spec
 from domainllm.spec.base_model import DemoBaseModel
 from domainllm.stages.base import StageContext, StageResult
@@ -107,18 +107,9 @@ def _capped(rows, max_chars: int):
 
 
 def _loss_plot(losses: list[tuple[int, float]]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = subplots(figsize=(6, 3.5))
     ax.plot([s for s, _ in losses], [v for _, v in losses])
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     ax.set_title("demo base model pretraining")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return to_png(fig)
