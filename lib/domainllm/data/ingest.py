@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import fsspec
 
-from domainllm.artifacts.fs import join
+from domainllm.artifacts.fs import join, redact_url
 from domainllm.data.normalize import Normalizer
 from domainllm.data.readers import ReadContext, list_files, read_file
 from domainllm.data.records import Doc
@@ -62,7 +62,7 @@ def ingest(
     for source in sources:
         ctx = ReadContext(source, cfg, normalizer)
         files = list_files(source)
-        log.info("ingest: source %r: %d files under %s", source.name, len(files), source.path)
+        log.info("ingest: source %r: %d files under %s", source.name, len(files), redact_url(source.path))
         for f in files:
             for item in read_file(ctx, f):
                 if isinstance(item, Doc):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import fsspec
 
-from domainllm.artifacts.fs import file_fingerprint, url_to_fs
+from domainllm.artifacts.fs import file_fingerprint, redact_url, url_to_fs
 from domainllm.data.records import InputError
 from domainllm.spec.sources import Source
 
@@ -71,15 +71,16 @@ def _matches(relpath: str, patterns: tuple[str, ...]) -> bool:
 def list_files(source: Source) -> list[SourceFile]:
     """The source's files in a stable order. A missing path is an error naming it."""
     fs, root = url_to_fs(source.path)
+    shown = redact_url(source.path)  # never echo credentials embedded in a URI
     try:
         info = fs.info(root)
     except FileNotFoundError:
         raise InputError(
-            f"source {source.name!r}: input path does not exist: {source.path} "
+            f"source {source.name!r}: input path does not exist: {shown} "
             "(check sources[].path in the spec, or create it)"
         ) from None
     except OSError as exc:
-        raise InputError(f"source {source.name!r}: cannot read input path {source.path}: {exc}") from None
+        raise InputError(f"source {source.name!r}: cannot read input path {shown}: {exc}") from None
     if info["type"] != "directory":
         name = root.rsplit("/", 1)[-1]
         return [SourceFile(fs, root, name, int(info.get("size") or 0), file_fingerprint(info))]
