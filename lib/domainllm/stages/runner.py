@@ -14,6 +14,7 @@ from pathlib import Path
 
 from domainllm import __version__
 from domainllm.artifacts import Manifest, RunLayout, new_staging, outputs_intact, publish
+from domainllm.artifacts.fs import is_local
 from domainllm.spec import Spec, spec_digest
 from domainllm.stages.registry import get_stage
 
@@ -118,9 +119,7 @@ def run_stage(spec: Spec, stage_name: str, run_id: str, *, force: bool = False) 
 
         mlflow.log_metrics({f"count.{k}": float(v) for k, v in result.counts.items()})
         mlflow.log_metrics({**result.metrics, "duration_s": manifest.duration_s})
-        for name, series in result.curves.items():
-            for step, value in series:
-                mlflow.log_metric(name, value, step=step)
+        _log_curves(mlrun.info.run_id, result.curves)
         mlflow.log_dict(json.loads(manifest.to_json()), "manifest.json")
         final_dir = layout.stage_dir(stage_name)
         for rel in result.reports:
@@ -131,13 +130,25 @@ def run_stage(spec: Spec, stage_name: str, run_id: str, *, force: bool = False) 
     return StageOutcome(manifest, skipped=False)
 
 
+def _log_curves(mlflow_run_id: str, curves: dict[str, list[tuple[int, float]]]) -> None:
+    """Whole series in batches: one store round trip per 1000 points, not per point."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    points = [Metric(name, float(v), now, int(step)) for name, series in curves.items() for step, v in series]
+    client = mlflow.MlflowClient()
+    for i in range(0, len(points), 1000):
+        client.log_batch(mlflow_run_id, metrics=points[i : i + 1000])
+
+
 def _log_artifact(layout: RunLayout, path: str, rel: str) -> None:
     import tempfile
 
     import mlflow
 
     artifact_dir = os.path.dirname(rel) or None
-    if os.path.exists(path):
+    if is_local(layout.fs):
         mlflow.log_artifact(path, artifact_dir)
         return
     with tempfile.TemporaryDirectory() as tmp:  # object-store artifact root
