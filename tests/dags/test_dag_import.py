@@ -23,7 +23,9 @@ def test_domain_llm_shape_and_params_form() -> None:
     dag = _bag().dags["domain_llm"]
     assert set(dag.task_ids) == {"run_start", *STAGE_NAMES, "run_finish"}
     assert dag.get_task("run_finish").is_teardown
-    assert dag.get_task("ingest").downstream_task_ids == {"base_model"}
+    chain = ["run_start", *STAGE_NAMES, "run_finish"]
+    for upstream, downstream in zip(chain, chain[1:], strict=False):
+        assert dag.get_task(upstream).downstream_task_ids == {downstream}
     params = dag.params
     assert set(params.keys()) == {"spec", "run_id", "stages", "force"}
     stages = params.get_param("stages")

@@ -1,4 +1,10 @@
-"""`domainllm data ...`: data steps as standalone commands (INPUT -> OUTPUT folders)."""
+"""`domainllm data STEP INPUT OUTPUT`: data steps as standalone commands.
+
+INPUT is a JSONL/Parquet/text file or a folder (code trees too). Records are read the
+way the ingest stage reads them (bad ones go to OUTPUT/quarantine/ with their reason);
+the step's kept documents go to OUTPUT/part-*.parquet with input ids preserved, removed
+ones to OUTPUT/removed/ with their reason. Counts are printed as JSON.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,24 @@ import datetime as dt
 import hashlib
 import json
 import re
+import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+
+def _add_io(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="a file or a folder (local path or object-store URI)")
+    p.add_argument("output", help="output folder")
+    p.add_argument("--format", default="auto", choices=["auto", "jsonl", "parquet", "text", "code"])
+    p.add_argument("--domain", default="domain", choices=["domain", "general"])
+    p.add_argument("--source-name", help="value of the `source` column (default: from INPUT's name)")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--id-field", default="id")
+    p.add_argument("--lang", default=None, help="natural language of the text, e.g. en")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,20 +38,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     data_sub = parser.add_subparsers(dest="data_command", required=True, metavar="STEP")
 
     ing = data_sub.add_parser(
-        "ingest",
-        help="JSONL / Parquet / text / code tree -> normalized Parquet, rejects to OUTPUT/quarantine/",
-        description="Example: domainllm data ingest corpus/ out/ --format auto --domain domain",
-    )
-    ing.add_argument("input", help="a file or a folder (local path or object-store URI)")
-    ing.add_argument("output", help="output folder: OUTPUT/*.parquet, OUTPUT/quarantine/*.parquet")
-    ing.add_argument("--format", default="auto", choices=["auto", "jsonl", "parquet", "text", "code"])
-    ing.add_argument("--domain", default="domain", choices=["domain", "general"])
-    ing.add_argument("--source-name", help="value of the `source` column (default: from INPUT's name)")
-    ing.add_argument("--text-field", default="text")
-    ing.add_argument("--id-field", default="id")
-    ing.add_argument("--lang", default=None, help="natural language of the text, e.g. en")
-    ing.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
-    ing.set_defaults(handler=_ingest)
+        "ingest", help="normalize into Parquet; rejects to OUTPUT/quarantine/",
+        description="Example: domainllm data ingest corpus/ out/",
+    )  # fmt: skip
+    _add_io(ing)
+    ing.set_defaults(handler=lambda a: _standalone(a, "ingest", None))
+
+    qual = data_sub.add_parser(
+        "quality", help="rule filters (+ optional model); removed docs to OUTPUT/removed/",
+        description="Example: domainllm data quality docs.jsonl out/ --config quality.yaml",
+    )  # fmt: skip
+    _add_io(qual)
+    qual.add_argument("--config", help="YAML with the `data.quality` section's fields (defaults otherwise)")
+    qual.set_defaults(handler=lambda a: _standalone(a, "quality", _quality_step))
 
 
 def _source_name(path: str) -> str:
@@ -37,12 +58,39 @@ def _source_name(path: str) -> str:
     return (re.sub(r"[^a-z0-9_-]+", "-", base).strip("-_") or "input")[:63]
 
 
-def _ingest(args: argparse.Namespace) -> int:
+def _section(args: argparse.Namespace, model: type, field: str) -> Any:
+    """A spec section from `--config FILE`, validated with the spec's own messages."""
+    from domainllm.spec.loader import SpecError
+
+    if not getattr(args, "config", None):
+        return model()
+    import yaml
+    from pydantic import ValidationError
+
+    path = Path(args.config)
+    if not path.is_file():
+        raise SpecError(f"--config file not found: {path}")
+    try:
+        return model.model_validate(yaml.safe_load(path.read_text()) or {}, context={"base_dir": path.parent})
+    except ValidationError as exc:
+        lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise SpecError(f"invalid {field} config {path}:\n  " + "\n  ".join(lines)) from None
+
+
+def _quality_step(args: argparse.Namespace):
+    from domainllm.data.quality import QualityFilter
+    from domainllm.spec.quality import QualityConfig
+
+    return QualityFilter(_section(args, QualityConfig, "data.quality"))
+
+
+def _standalone(args: argparse.Namespace, name: str, make_step: Callable[[argparse.Namespace], Any] | None) -> int:
     from pydantic import ValidationError
 
     from domainllm.artifacts import Manifest, join, new_staging, publish, url_to_fs
-    from domainllm.data.ingest import ingest, source_fingerprint
+    from domainllm.data.ingest import QUARANTINE_DIR, ingest, source_fingerprint
     from domainllm.data.records import InputError
+    from domainllm.data.steps import run_step
     from domainllm.spec.data import IngestConfig
     from domainllm.spec.sources import Source
     from domainllm.stages.runner import code_version
@@ -58,26 +106,39 @@ def _ingest(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except ValidationError as exc:
         raise InputError(f"bad arguments: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    step = make_step(args) if make_step else None  # bad step config fails before any work
     cfg = IngestConfig()
 
     fs, out = url_to_fs(args.output)
     if fs.exists(out) and fs.ls(out) and not args.force:
         raise FileExistsError(f"output folder {args.output} exists and is not empty; pass --force to replace it")
     parent = out.rstrip("/").rsplit("/", 1)[0] if "/" in out.rstrip("/") else "."
-    name = out.rstrip("/").rsplit("/", 1)[-1]
     inputs = {f"source:{source.name}": source_fingerprint(source)}
     started, t0 = dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), time.monotonic()
     staging_root = join(parent, ".domainllm-staging")
-    staging = new_staging(fs, staging_root, name)
-    report = ingest([source], cfg, fs, staging.path)
-    config_doc = json.dumps({"source": source.model_dump(mode="json"), "ingest": cfg.model_dump()}, sort_keys=True)
+    staging = new_staging(fs, staging_root, out.rstrip("/").rsplit("/", 1)[-1])
+
+    counts: Counter[str] = Counter()
+    if step is None:
+        counts.update(ingest([source], cfg, fs, staging.path).counts)
+    else:
+        with tempfile.TemporaryDirectory(prefix="domainllm-input-") as tmp:
+            local, _ = url_to_fs(tmp)
+            report = ingest([source], cfg, local, tmp)
+            counts.update({f"input.{k}": v for k, v in report.counts.items()})
+            if local.exists(f"{tmp}/{QUARANTINE_DIR}"):
+                fs.put(f"{tmp}/{QUARANTINE_DIR}", join(staging.path, QUARANTINE_DIR), recursive=True)
+            counts.update(run_step(step, local, tmp, fs, staging.path))
+
+    config_doc = json.dumps({"step": name, "source": source.model_dump(mode="json"),
+                             "config": getattr(getattr(step, "cfg", None), "model_dump", dict)()}, sort_keys=True, default=str)  # fmt: skip
     manifest = Manifest(
-        stage="data.ingest",
+        stage=f"data.{name}",
         run_id="standalone",
         fingerprint=hashlib.sha256((config_doc + json.dumps(inputs, sort_keys=True)).encode()).hexdigest(),
         inputs=inputs,
         outputs=staging.describe_outputs(),
-        counts=dict(report.counts),
+        counts=dict(counts),
         code_version=code_version(),
         spec_digest=hashlib.sha256(config_doc.encode()).hexdigest(),
         started_at=started,
@@ -88,6 +149,5 @@ def _ingest(args: argparse.Namespace) -> int:
     for leftover in (staging_root, join(parent, ".domainllm-trash")):
         if fs.exists(leftover) and not fs.ls(leftover):
             fs.rmdir(leftover)
-    counts = dict(sorted(report.counts.items()))
-    print(json.dumps({"output": args.output, **counts}))
+    print(json.dumps({"output": args.output, **dict(sorted(counts.items()))}))
     return 0

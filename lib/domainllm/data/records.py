@@ -67,3 +67,13 @@ class Reject:
 
 class InputError(Exception):
     """An input path is missing or unreadable: the stage cannot proceed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """Why a data step removed a document: a stable reason name and a human detail.
+    The detail never quotes the document (it may hold PII)."""
+
+    reason: str
+    detail: str = ""
+    duplicate_of: str | None = None

@@ -50,3 +50,24 @@ def _plot(report: IngestReport) -> bytes:
         axes[2].set_xscale("log", base=2)
     axes[2].set_title("document length (characters)")
     return to_png(fig)
+
+
+def write_step_report(title: str, counts: dict[str, int], fs: fsspec.AbstractFileSystem, out_dir: str) -> list[str]:
+    """A filtering step's report: `report.json` with its counts and `report.png` with
+    kept vs removed and the removal reasons."""
+    with fs.open(join(out_dir, "report.json"), "wb") as fh:
+        fh.write(json.dumps({"step": title, "counts": dict(sorted(counts.items()))}, indent=2).encode() + b"\n")
+    fig, axes = subplots(1, 2, figsize=(11, 4))
+    axes[0].bar(["kept", "removed"], [counts.get("docs_out", 0), counts.get("removed", 0)],
+                color=["tab:blue", "tab:red"])  # fmt: skip
+    axes[0].set_title(f"{title}: documents")
+    reasons = sorted(((k.split(".", 1)[1], v) for k, v in counts.items() if k.startswith("removed.")),
+                     key=lambda kv: kv[1])  # fmt: skip
+    if reasons:
+        axes[1].barh([r for r, _ in reasons], [v for _, v in reasons], color="tab:red")
+    else:
+        axes[1].text(0.5, 0.5, "nothing removed", ha="center", va="center")
+    axes[1].set_title("removal reasons")
+    with fs.open(join(out_dir, "report.png"), "wb") as fh:
+        fh.write(to_png(fig))
+    return ["report.json", "report.png"]

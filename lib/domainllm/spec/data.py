@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from domainllm.spec.base import Section
+from domainllm.spec.quality import QualityConfig
 
 MiB = 1024 * 1024
 
@@ -30,3 +31,5 @@ class IngestConfig(Section):
 class DataConfig(Section):
     ingest: IngestConfig = IngestConfig()
     """Unify every source into normalized Parquet shards."""
+    quality: QualityConfig = QualityConfig()
+    """Rule filters and an optional model scorer."""

@@ -42,6 +42,9 @@ class Spec(Section):
             raise ValueError(f"sources: duplicate names {dupes}; every source needs its own name")
         if not any(s.domain == "domain" for s in self.sources):
             raise ValueError("sources: at least one source must have `domain: domain`")
+        unknown = sorted(set(self.data.quality.skip_sources) - set(names))
+        if unknown:
+            raise ValueError(f"data.quality.skip_sources: unknown source(s) {unknown}; defined sources: {names}")
         demo = self.base_model.demo
         if demo is not None:
             for field in ("corpus_sources", "tokenizer_sources"):

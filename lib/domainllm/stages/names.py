@@ -3,6 +3,7 @@
 # Stage name -> logical image it runs in (runtime.images). Order is pipeline order.
 STAGE_IMAGES: dict[str, str] = {
     "ingest": "worker",
+    "quality": "worker",
     "base_model": "trainer",
 }
 

@@ -9,6 +9,7 @@ from domainllm.stages.names import STAGE_NAMES
 
 _IMPLEMENTATIONS = {
     "ingest": "domainllm.stages.ingest:IngestStage",
+    "quality": "domainllm.stages.quality:QualityStage",
     "base_model": "domainllm.stages.base_model:BaseModelStage",
 }
 assert set(_IMPLEMENTATIONS) == set(STAGE_NAMES)

@@ -78,6 +78,8 @@ def test_every_problem_is_reported_at_once(home: Path, tmp_path: Path) -> None:
         (lambda d: d["runtime"].update(launcher="slurm"), "runtime.launcher: got 'slurm'"),
         (lambda d: d["base_model"]["demo"].update(num_heads=3), "divisible by num_heads"),
         (lambda d: d.update(sources=[{**d["sources"][2]}]), "at least one source must have `domain: domain`"),
+        (lambda d: d["data"].update(quality={"skip_sources": ["nope"]}), "data.quality.skip_sources: unknown source(s) ['nope']"),
+        (lambda d: d["data"].update(quality={"prose": {"min_wrods": 3}}), "data.quality.prose.min_wrods: unknown field 'min_wrods'"),
     ],
 )
 def test_invalid_specs_fail_with_a_fix(home: Path, tmp_path: Path, mutate, expected: str) -> None:
