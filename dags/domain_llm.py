@@ -14,8 +14,8 @@ from pathlib import Path
 from airflow.sdk import DAG, Param, TriggerRule
 
 from domainllm.artifacts import slug_run_id
-from domainllm.stages.names import STAGE_NAMES
-from domainllm_operators import PipelineRunOperator, StageOperator
+from domainllm.stages.names import SHARDED_STAGES, STAGE_NAMES
+from domainllm_operators import PipelineRunOperator, ShardPlanOperator, StageOperator
 
 DEFAULT_SPEC = os.environ.get(
     "DOMAINLLM_SPEC", str(Path(__file__).resolve().parent.parent / "examples" / "demo" / "spec.yaml")
@@ -51,15 +51,26 @@ with DAG(
     start = PipelineRunOperator(action="start", **common)
     finish = PipelineRunOperator(action="finish", trigger_rule=TriggerRule.ALL_DONE, **common)
 
-    previous = start
+    stage_args = {
+        "force": "{{ params.force }}",
+        "selected_stages": "{{ params.stages }}",
+        "trigger_rule": TriggerRule.NONE_FAILED,
+        **common,
+    }
+    # Sharded stages: one mapped task per shard (data.shards in the spec), then the
+    # stage's own task, which publishes the shards' outputs as one stage output.
+    shard_plan = ShardPlanOperator(**common)
+    start >> shard_plan
+
+    previous = shard_plan
     for stage in STAGE_NAMES:
-        task = StageOperator(
-            stage=stage,
-            force="{{ params.force }}",
-            selected_stages="{{ params.stages }}",
-            trigger_rule=TriggerRule.NONE_FAILED,
-            **common,
-        )
+        if stage in SHARDED_STAGES:
+            shards = StageOperator.partial(task_id=f"{stage}_shard", stage=stage, **stage_args).expand(
+                shard=shard_plan.output
+            )
+            previous >> shards
+            previous = shards
+        task = StageOperator(stage=stage, reuse_shards=stage in SHARDED_STAGES, **stage_args)
         previous >> task
         previous = task
     previous >> finish

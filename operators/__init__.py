@@ -1,6 +1,6 @@
 """Airflow side of domainllm: thin operators that build launch requests and hand them
 to a launcher. No torch, no data processing here."""
 
-from domainllm_operators.stage import PipelineRunOperator, StageOperator
+from domainllm_operators.stage import PipelineRunOperator, ShardPlanOperator, StageOperator
 
-__all__ = ["PipelineRunOperator", "StageOperator"]
+__all__ = ["PipelineRunOperator", "ShardPlanOperator", "StageOperator"]

@@ -52,6 +52,8 @@ class StageOperator(_LaunchingOperator):
 
     `selected_stages` (templated, e.g. from the DAG's params form) skips this task when
     its stage is not listed; downstream stages then reuse the existing output.
+    For a sharded stage, map one task per `shard` (`.expand(shard=...)`) and follow them
+    with one task with `reuse_shards=True`, which publishes the stage.
     """
 
     template_fields: Sequence[str] = ("spec_path", "run_id", "force", "selected_stages")
@@ -62,6 +64,8 @@ class StageOperator(_LaunchingOperator):
         stage: str,
         force: bool | str = False,
         selected_stages: list[str] | str | None = None,
+        shard: int | None = None,
+        reuse_shards: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("task_id", stage)
@@ -69,6 +73,8 @@ class StageOperator(_LaunchingOperator):
         self.stage = stage
         self.force = force
         self.selected_stages = selected_stages
+        self.shard = shard
+        self.reuse_shards = reuse_shards
 
     def execute(self, context: Context) -> dict[str, Any]:
         if self.selected_stages is not None and self.stage not in self.selected_stages:
@@ -76,12 +82,17 @@ class StageOperator(_LaunchingOperator):
         spec = self._load_spec()
         attempt_id = uuid.uuid4().hex
         force = self.force in (True, "True", "true", "1")
-        request = stage_request(spec, self.spec_path, self.stage, self.run_id, force=force, attempt_id=attempt_id)
+        request = stage_request(spec, self.spec_path, self.stage, self.run_id, force=force, attempt_id=attempt_id,
+                                shard=self.shard, reuse_shards=self.reuse_shards)  # fmt: skip
         exit_code = self._launch(context, spec, request)
 
-        from domainllm.artifacts import RunLayout
+        from domainllm.artifacts import RunLayout, read_manifest
 
-        manifest = RunLayout(spec.artifact_root, self.run_id).read_manifest(self.stage)
+        layout = RunLayout(spec.artifact_root, self.run_id)
+        manifest = None
+        if self.shard is not None:  # a shard's own manifest; none if the stage was already published
+            manifest = read_manifest(layout.fs, layout.shard_dir(self.stage, self.shard, spec.data.shards))
+        manifest = manifest or layout.read_manifest(self.stage)
         if exit_code != 0:
             if manifest is not None and manifest.attempt_id == attempt_id:
                 # Outputs and manifest were published by this attempt; the process died
@@ -94,9 +105,20 @@ class StageOperator(_LaunchingOperator):
                 )
         if manifest is None:
             raise AirflowException(f"stage {self.stage} exited 0 but published no manifest for run {self.run_id}")
-        summary = manifest.summary()
-        self.log.info("stage %s outputs: %s", self.stage, RunLayout(spec.artifact_root, self.run_id).stage_dir(self.stage))
-        return summary
+        self.log.info("stage %s outputs: %s", self.stage, layout.stage_dir(self.stage))
+        return manifest.summary()
+
+
+class ShardPlanOperator(_LaunchingOperator):
+    """Returns `[0, ..., data.shards - 1]` from the spec: what the sharded stage tasks are
+    mapped over. Runs in the Airflow worker (reads the spec; launches nothing)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("task_id", "plan_shards")
+        super().__init__(**kwargs)
+
+    def execute(self, context: Context) -> list[int]:
+        return list(range(self._load_spec().data.shards))
 
 
 class PipelineRunOperator(_LaunchingOperator):

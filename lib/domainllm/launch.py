@@ -58,12 +58,28 @@ def _request(spec: Spec, name: str, run_id: str, image: str, command: list[str],
 
 
 def stage_request(
-    spec: Spec, spec_path: str, stage: str, run_id: str, *, force: bool = False, attempt_id: str | None = None
+    spec: Spec,
+    spec_path: str,
+    stage: str,
+    run_id: str,
+    *,
+    force: bool = False,
+    attempt_id: str | None = None,
+    shard: int | None = None,
+    reuse_shards: bool = False,
 ) -> LaunchRequest:
+    """`domainllm stage run STAGE`; with `shard`, one shard task of a sharded stage; with
+    `reuse_shards`, the collect task that follows the shard tasks."""
     command = [PROGRAM, "stage", "run", stage, "--spec", spec_path, "--run-id", run_id]
     if force:
         command.append("--force")
-    return _request(spec, stage, run_id, STAGE_IMAGES[stage], command, attempt_id)
+    name = stage
+    if shard is not None:
+        command += ["--shard", str(shard)]
+        name = f"{stage}-shard{shard}"
+    if reuse_shards:
+        command.append("--reuse-shards")
+    return _request(spec, name, run_id, STAGE_IMAGES[stage], command, attempt_id)
 
 
 def run_control_request(spec: Spec, spec_path: str, action: str, run_id: str, status: str | None = None) -> LaunchRequest:

@@ -28,7 +28,8 @@ def slug_run_id(value: str) -> str:
 
 
 class RunLayout:
-    """`<artifact_root>/<run_id>/<stage>/` with `.staging/` and `.trash/` beside the stages."""
+    """`<artifact_root>/<run_id>/<stage>/` with `.staging/`, `.trash/` and `.shards/` beside
+    the stages."""
 
     def __init__(self, artifact_root: str, run_id: str) -> None:
         self.run_id = validate_run_id(run_id)
@@ -41,6 +42,13 @@ class RunLayout:
 
     def manifest_path(self, stage: str) -> str:
         return join(self.stage_dir(stage), MANIFEST_NAME)
+
+    def shards_root(self, stage: str) -> str:
+        """Where the shard tasks of a sharded stage publish, until the stage collects them."""
+        return join(self.run_dir, ".shards", stage)
+
+    def shard_dir(self, stage: str, shard: int, num_shards: int) -> str:
+        return join(self.shards_root(stage), f"{shard:05d}-of-{num_shards:05d}")
 
     def staging_root(self) -> str:
         return join(self.run_dir, ".staging")

@@ -52,6 +52,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     qual.add_argument("--config", help="YAML with the `data.quality` section's fields (defaults otherwise)")
     qual.set_defaults(handler=lambda a: _standalone(a, "quality", _quality_step))
 
+    dd = data_sub.add_parser(
+        "dedup", help="exact + MinHash LSH near-dedup; removed docs to OUTPUT/removed/ with duplicate_of",
+        description="Example: domainllm data dedup docs.jsonl out/ --threshold 0.8",
+    )  # fmt: skip
+    _add_io(dd)
+    dd.add_argument("--config", help="YAML with the `data.dedup` section's fields (defaults otherwise)")
+    dd.add_argument("--threshold", type=float, help="Jaccard similarity threshold (default 0.8)")
+    dd.add_argument("--ngram", type=int, help="words per shingle (default 5)")
+    dd.add_argument("--num-perm", type=int, help="MinHash permutations (default 128)")
+    dd.add_argument("--no-verify", action="store_true", help="skip exact Jaccard verification of candidate pairs")
+    dd.set_defaults(handler=lambda a: _standalone(a, "dedup", _dedup_step))
+
 
 def _source_name(path: str) -> str:
     base = Path(path.rstrip("/")).name.lower() or "input"
@@ -65,23 +77,75 @@ def _section(args: argparse.Namespace, model: type, field: str) -> Any:
     if not getattr(args, "config", None):
         return model()
     import yaml
-    from pydantic import ValidationError
 
     path = Path(args.config)
     if not path.is_file():
         raise SpecError(f"--config file not found: {path}")
-    try:
-        return model.model_validate(yaml.safe_load(path.read_text()) or {}, context={"base_dir": path.parent})
-    except ValidationError as exc:
-        lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise SpecError(f"invalid {field} config {path}:\n  " + "\n  ".join(lines)) from None
+    return _validate(model, yaml.safe_load(path.read_text()) or {}, f"{field} config {path}", {"base_dir": path.parent})
 
 
-def _quality_step(args: argparse.Namespace):
+class _PerDocStep:
+    """A one-pass step (a `DocStep`) over the ingested input."""
+
+    def __init__(self, step: Any, cfg: Any) -> None:
+        self.step, self.cfg = step, cfg
+
+    def run(self, in_fs, in_dir: str, out_fs, out_dir: str) -> Counter[str]:
+        from domainllm.data.steps import run_step
+
+        return run_step(self.step, in_fs, in_dir, out_fs, out_dir)
+
+
+class _DedupSteps:
+    """Signatures -> clusters -> filter, the three dedup stages in one process."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+
+    def run(self, in_fs, in_dir: str, out_fs, out_dir: str) -> Counter[str]:
+        from domainllm.data.dedup import DuplicateFilter, find_duplicates, write_signatures
+        from domainllm.data.dedup.report import write_dedup_report
+        from domainllm.data.steps import run_step
+
+        sig_dir = f"{in_dir}/.signatures"
+        write_signatures(self.cfg, in_fs, in_dir, in_fs, sig_dir)
+        result = find_duplicates(self.cfg, in_fs, sig_dir, in_fs, in_dir)
+        counts = run_step(DuplicateFilter(result.duplicates), in_fs, in_dir, out_fs, out_dir)
+        counts.update({k: v for k, v in result.counts.items() if k not in ("docs",)})
+        write_dedup_report(result, out_fs, out_dir)
+        return counts
+
+
+def _quality_step(args: argparse.Namespace) -> _PerDocStep:
     from domainllm.data.quality import QualityFilter
     from domainllm.spec.quality import QualityConfig
 
-    return QualityFilter(_section(args, QualityConfig, "data.quality"))
+    cfg = _section(args, QualityConfig, "data.quality")
+    return _PerDocStep(QualityFilter(cfg), cfg)
+
+
+def _dedup_step(args: argparse.Namespace) -> _DedupSteps:
+    from domainllm.spec.dedup import DedupConfig
+
+    cfg = _section(args, DedupConfig, "data.dedup")
+    overrides = {"threshold": args.threshold, "ngram": args.ngram, "num_perm": args.num_perm,
+                 "verify": False if args.no_verify else None}  # fmt: skip
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides:
+        cfg = _validate(DedupConfig, {**cfg.model_dump(), **overrides}, "command-line options")
+    return _DedupSteps(cfg)
+
+
+def _validate(model: type, data: dict, what: str, context: dict | None = None) -> Any:
+    from pydantic import ValidationError
+
+    from domainllm.spec.loader import SpecError
+
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()]
+        raise SpecError(f"invalid {what}:\n  " + "\n  ".join(lines)) from None
 
 
 def _standalone(args: argparse.Namespace, name: str, make_step: Callable[[argparse.Namespace], Any] | None) -> int:
@@ -90,7 +154,6 @@ def _standalone(args: argparse.Namespace, name: str, make_step: Callable[[argpar
     from domainllm.artifacts import Manifest, join, new_staging, publish, url_to_fs
     from domainllm.data.ingest import QUARANTINE_DIR, ingest, source_fingerprint
     from domainllm.data.records import InputError
-    from domainllm.data.steps import run_step
     from domainllm.spec.data import IngestConfig
     from domainllm.spec.sources import Source
     from domainllm.stages.runner import code_version
@@ -128,10 +191,10 @@ def _standalone(args: argparse.Namespace, name: str, make_step: Callable[[argpar
             counts.update({f"input.{k}": v for k, v in report.counts.items()})
             if local.exists(f"{tmp}/{QUARANTINE_DIR}"):
                 fs.put(f"{tmp}/{QUARANTINE_DIR}", join(staging.path, QUARANTINE_DIR), recursive=True)
-            counts.update(run_step(step, local, tmp, fs, staging.path))
+            counts.update(step.run(local, tmp, fs, staging.path))
 
     config_doc = json.dumps({"step": name, "source": source.model_dump(mode="json"),
-                             "config": getattr(getattr(step, "cfg", None), "model_dump", dict)()}, sort_keys=True, default=str)  # fmt: skip
+                             "config": step.cfg.model_dump(mode="json") if step else {}}, sort_keys=True, default=str)  # fmt: skip
     manifest = Manifest(
         stage=f"data.{name}",
         run_id="standalone",

@@ -19,6 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--spec", required=True, help="pipeline spec YAML")
     run.add_argument("--run-id", required=True, help="pipeline run id (names the run's artifact folder)")
     run.add_argument("--force", action="store_true", help="rerun even if the output is up to date")
+    run.add_argument("--shard", type=int, default=None,
+                     help="sharded stages: run only this shard (0-based); without it, run all missing shards "
+                          "and publish the stage")  # fmt: skip
+    run.add_argument("--reuse-shards", action="store_true",
+                     help="with --force on a sharded stage: keep shards that are current (the shard tasks "
+                          "just reran them) and only collect")  # fmt: skip
     run.set_defaults(handler=_run)
 
     lst = stage_sub.add_parser("list", help="list stages in pipeline order")
@@ -37,15 +43,16 @@ def _run(args: argparse.Namespace) -> int:
         get_stage(args.stage)
     except (ValueError, KeyError) as exc:
         raise StageError(str(exc).strip("\"'")) from None
-    outcome = run_stage(spec, args.stage, args.run_id, force=args.force)
+    outcome = run_stage(spec, args.stage, args.run_id, force=args.force, shard=args.shard,
+                        reuse_shards=args.reuse_shards)  # fmt: skip
     summary = {"skipped": outcome.skipped, **outcome.manifest.summary()}
     print(json.dumps(summary, sort_keys=True))
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    from domainllm.stages.names import STAGE_IMAGES
+    from domainllm.stages.names import SHARDED_STAGES, STAGE_IMAGES
 
     for name, image in STAGE_IMAGES.items():
-        print(f"{name}\t(image: {image})")
+        print(f"{name}\t(image: {image}{', sharded' if name in SHARDED_STAGES else ''})")
     return 0

@@ -35,7 +35,8 @@ class DocStep(Protocol):
     name: str
 
     def batch(self, rows: Sequence[dict]) -> list[Removal | None]:
-        """One verdict per row, in order: None keeps the document."""
+        """One verdict per row, in order: None keeps the document. A step that also
+        defines `start_shard(shard_number)` is told where each shard starts."""
         ...
 
 
@@ -65,6 +66,8 @@ def run_step(
             continue
         kept: list[dict] = []
         removed: list[dict] = []
+        if hasattr(step, "start_shard"):
+            step.start_shard(n)
         with in_fs.open(path, "rb") as fh:
             for batch in pq.ParquetFile(fh).iter_batches(batch_size=_BATCH_ROWS, columns=names):
                 rows = batch.to_pylist()

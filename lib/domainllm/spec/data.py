@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from domainllm.spec.base import Section
+from domainllm.spec.dedup import DedupConfig
 from domainllm.spec.quality import QualityConfig
 
 MiB = 1024 * 1024
@@ -29,7 +30,12 @@ class IngestConfig(Section):
 
 
 class DataConfig(Section):
+    shards: int = Field(default=2, ge=1, le=4096)
+    """Parallel tasks for the sharded data stages (`dedup_signatures`, `dedup`): the
+    DAG maps one task per shard; each takes every `shards`-th input shard."""
     ingest: IngestConfig = IngestConfig()
     """Unify every source into normalized Parquet shards."""
     quality: QualityConfig = QualityConfig()
     """Rule filters and an optional model scorer."""
+    dedup: DedupConfig = DedupConfig()
+    """Exact and near-duplicate removal."""

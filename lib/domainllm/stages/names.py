@@ -4,7 +4,13 @@
 STAGE_IMAGES: dict[str, str] = {
     "ingest": "worker",
     "quality": "worker",
+    "dedup_signatures": "worker",
+    "dedup_clusters": "worker",
+    "dedup": "worker",
     "base_model": "trainer",
 }
 
 STAGE_NAMES: tuple[str, ...] = tuple(STAGE_IMAGES)
+
+SHARDED_STAGES: frozenset[str] = frozenset({"dedup_signatures", "dedup"})
+"""Stages that run as one task per shard (`data.shards`) plus a collect task."""

@@ -10,6 +10,9 @@ from domainllm.stages.names import STAGE_NAMES
 _IMPLEMENTATIONS = {
     "ingest": "domainllm.stages.ingest:IngestStage",
     "quality": "domainllm.stages.quality:QualityStage",
+    "dedup_signatures": "domainllm.stages.dedup:DedupSignaturesStage",
+    "dedup_clusters": "domainllm.stages.dedup:DedupClustersStage",
+    "dedup": "domainllm.stages.dedup:DedupStage",
     "base_model": "domainllm.stages.base_model:BaseModelStage",
 }
 assert set(_IMPLEMENTATIONS) == set(STAGE_NAMES)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domainllm import __version__
-from domainllm.artifacts import Manifest, RunLayout, new_staging, outputs_intact, publish
+from domainllm.artifacts import Manifest, RunLayout, new_staging, outputs_intact, publish, read_manifest
 from domainllm.artifacts.fs import is_local
 from domainllm.spec import Spec, spec_digest
 from domainllm.stages.registry import get_stage
@@ -58,9 +58,24 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def run_stage(spec: Spec, stage_name: str, run_id: str, *, force: bool = False) -> StageOutcome:
+def run_stage(
+    spec: Spec,
+    stage_name: str,
+    run_id: str,
+    *,
+    force: bool = False,
+    shard: int | None = None,
+    reuse_shards: bool = False,
+) -> StageOutcome:
+    """Run one stage under the contract. A sharded stage runs as `shard` (one shard task:
+    outputs to `<run>/.shards/<stage>/`, its own manifest) or, without `shard`, as the
+    collect step: it runs whichever shards are missing or stale (all of them with `force`,
+    unless `reuse_shards`), then publishes their outputs together as the stage's output."""
     stage = get_stage(stage_name)
     layout = RunLayout(spec.artifact_root, run_id)
+    sharded = bool(getattr(stage, "sharded", False))
+    if shard is not None and not sharded:
+        raise StageError(f"stage {stage_name!r} is not sharded; run it without --shard")
 
     upstream: dict[str, Manifest] = {}
     for dep in stage.required(spec):
@@ -88,34 +103,78 @@ def run_stage(spec: Spec, stage_name: str, run_id: str, *, force: bool = False) 
         return StageOutcome(existing, skipped=True)
 
     from domainllm.stages.base import StageContext
+
+    def context(staging) -> StageContext:
+        return StageContext(spec=spec, run_id=run_id, layout=layout, out=staging, upstream=upstream)
+
+    meta = {"fp": fp, "inputs": inputs, "spec": spec, "run_id": run_id}
+    if sharded:
+        num_shards = stage.num_shards(spec)
+        if shard is not None:
+            if not 0 <= shard < num_shards:
+                raise StageError(f"--shard {shard} is out of range: stage {stage_name} has {num_shards} shards (0-{num_shards - 1})")
+            return _run_shard(stage, layout, context, meta, shard, num_shards, force=force)
+        shards = [
+            _run_shard(stage, layout, context, meta, i, num_shards, force=force and not reuse_shards).manifest
+            for i in range(num_shards)
+        ]
+        return _run_tracked(stage, layout, context, meta, config, force, lambda ctx: stage.collect(ctx, shards))
+    return _run_tracked(stage, layout, context, meta, config, force, stage.run)
+
+
+def _manifest(stage_name: str, meta: dict, outputs, result, started: str, t0: float, mlflow_run_id=None) -> Manifest:
+    return Manifest(
+        stage=stage_name,
+        run_id=meta["run_id"],
+        fingerprint=meta["fp"],
+        inputs=meta["inputs"],
+        outputs=outputs,
+        counts=result.counts,
+        metrics=result.metrics,
+        info=result.info,
+        code_version=code_version(),
+        spec_digest=spec_digest(meta["spec"]),
+        mlflow_run_id=mlflow_run_id,
+        attempt_id=os.environ.get(ATTEMPT_ENV),
+        started_at=started,
+        finished_at=_now(),
+        duration_s=round(time.monotonic() - t0, 3),
+    )
+
+
+def _run_shard(stage, layout: RunLayout, context, meta: dict, shard: int, num_shards: int, *, force: bool) -> StageOutcome:
+    name = stage.name
+    shard_dir = layout.shard_dir(name, shard, num_shards)
+    existing = read_manifest(layout.fs, shard_dir)
+    if not force and existing is not None and existing.fingerprint == meta["fp"] and outputs_intact(layout.fs, shard_dir, existing):
+        log.info("stage %s shard %d/%d: up to date; nothing to do", name, shard, num_shards)
+        return StageOutcome(existing, skipped=True)
+    started, t0 = _now(), time.monotonic()
+    log.info("stage %s shard %d/%d: starting for run %s", name, shard, num_shards, meta["run_id"])
+    staging = new_staging(layout.fs, layout.staging_root(), f"{name}~shard{shard:05d}")
+    result = stage.run_shard(context(staging), shard, num_shards)
+    result.info = {**result.info, "shard": shard, "num_shards": num_shards}
+    manifest = _manifest(name, meta, staging.describe_outputs(), result, started, t0)
+    publish(staging, shard_dir, manifest, layout.trash_root())
+    log.info("stage %s shard %d/%d: done in %.1fs", name, shard, num_shards, manifest.duration_s)
+    return StageOutcome(manifest, skipped=False)
+
+
+def _run_tracked(stage, layout: RunLayout, context, meta: dict, config: dict, force: bool, body) -> StageOutcome:
     from domainllm.tracking import stage_run
 
+    stage_name, run_id = stage.name, meta["run_id"]
     started, t0 = _now(), time.monotonic()
     log.info("stage %s: starting for run %s%s", stage_name, run_id, " (forced)" if force else "")
-    with stage_run(spec, run_id, stage_name, {"stage": config}) as mlrun:
+    with stage_run(meta["spec"], run_id, stage_name, {"stage": config}) as mlrun:
         import mlflow
 
         staging = new_staging(layout.fs, layout.staging_root(), stage_name)
-        ctx = StageContext(spec=spec, run_id=run_id, layout=layout, out=staging, upstream=upstream)
-        result = stage.run(ctx)
-        manifest = Manifest(
-            stage=stage_name,
-            run_id=run_id,
-            fingerprint=fp,
-            inputs=inputs,
-            outputs=staging.describe_outputs(),
-            counts=result.counts,
-            metrics=result.metrics,
-            info=result.info,
-            code_version=code_version(),
-            spec_digest=spec_digest(spec),
-            mlflow_run_id=mlrun.info.run_id,
-            attempt_id=os.environ.get(ATTEMPT_ENV),
-            started_at=started,
-            finished_at=_now(),
-            duration_s=round(time.monotonic() - t0, 3),
-        )
+        result = body(context(staging))
+        manifest = _manifest(stage_name, meta, staging.describe_outputs(), result, started, t0, mlrun.info.run_id)
         publish(staging, layout.stage_dir(stage_name), manifest, layout.trash_root())
+        if getattr(stage, "sharded", False) and layout.fs.exists(layout.shards_root(stage_name)):
+            layout.fs.rm(layout.shards_root(stage_name), recursive=True)  # now part of the published output
 
         mlflow.log_metrics({f"count.{k}": float(v) for k, v in result.counts.items()})
         mlflow.log_metrics({**result.metrics, "duration_s": manifest.duration_s})

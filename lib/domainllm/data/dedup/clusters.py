@@ -1,0 +1,215 @@
+"""Stage 2 of dedup: band buckets -> candidate pairs -> connected components -> who goes.
+
+A document is keyed by its place in the corpus, `shard_number << 32 | row`. Documents that
+share an exact-text hash, or share a key in any LSH band, are linked to the first document
+of that group (a star: k-1 edges for a group of k, never k^2 pairs). Only linked documents
+enter the graph, so memory follows the number of duplicates, not the corpus; each band is
+read and sorted on its own (16 bytes per document at a time). With `verify`, an LSH link
+whose exact Jaccard similarity is below the threshold is dropped before clustering.
+
+In each connected component the first document in corpus order is kept; every other one
+is removed as `exact_duplicate` (same text hash as the kept one) or `near_duplicate`, with
+`duplicate_of` naming the kept document's id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from domainllm.data.dedup.minhash import shingles
+from domainllm.data.dedup.signatures import bands_rows
+from domainllm.data.docs import shard_paths
+from domainllm.progress import Progress
+from domainllm.spec.dedup import DedupConfig
+
+log = logging.getLogger(__name__)
+
+DUPLICATES_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.int64(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("duplicate_of", pa.string(), nullable=False),
+        pa.field("duplicate_of_key", pa.int64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("cluster_size", pa.int32(), nullable=False),
+    ]
+)
+
+
+@dataclass
+class DedupResult:
+    duplicates: pa.Table
+    counts: dict[str, int] = field(default_factory=dict)
+    cluster_sizes: Counter[int] = field(default_factory=Counter)
+    bands: int = 0
+    rows: int = 0
+
+
+def _column(fs: fsspec.AbstractFileSystem, paths: list[str], name: str) -> np.ndarray:
+    """One column across all signature files; the 16-byte exact hashes as numpy `V16`."""
+    parts = []
+    for path in paths:
+        with fs.open(path, "rb") as fh:
+            col = pq.read_table(fh, columns=[name]).column(0).combine_chunks()
+        if pa.types.is_fixed_size_binary(col.type):
+            width = col.type.byte_width
+            parts.append(np.frombuffer(col.buffers()[1], dtype=f"V{width}", count=len(col), offset=col.offset * width))
+        else:
+            parts.append(col.to_numpy())
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def _keys(fs: fsspec.AbstractFileSystem, paths: list[str]) -> np.ndarray:
+    parts = []
+    for n, path in enumerate(paths):
+        with fs.open(path, "rb") as fh:
+            rows = pq.read_table(fh, columns=["row"]).column(0).to_numpy().astype(np.int64)
+        parts.append((np.int64(n) << 32) | rows)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def _star_edges(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """int64[m, 2] (member, first member) for every group of equal `values`."""
+    if len(values) < 2:
+        return np.empty((0, 2), dtype=np.int64)
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    same = v[1:] == v[:-1]
+    if not same.any():
+        return np.empty((0, 2), dtype=np.int64)
+    starts = np.r_[True, ~same]  # first position of each run
+    head_pos = np.maximum.accumulate(np.where(starts, np.arange(len(v)), 0))
+    member = np.nonzero(~starts)[0]
+    return np.stack([keys[order[member]], keys[order[head_pos[member]]]], axis=1)
+
+
+def _verify(
+    edges: np.ndarray,
+    cfg: DedupConfig,
+    docs_fs: fsspec.AbstractFileSystem,
+    doc_paths: list[str],
+) -> np.ndarray:
+    """Keep the candidate pairs whose exact Jaccard similarity reaches the threshold."""
+    sets = {
+        key: frozenset(shingles(text, cfg.ngram))
+        for key, text in _take(docs_fs, doc_paths, np.unique(edges), "text").items()
+    }
+    keep = np.zeros(len(edges), dtype=bool)
+    for i, (x, y) in enumerate(edges.tolist()):
+        sx, sy = sets[x], sets[y]
+        union = len(sx | sy)
+        keep[i] = union > 0 and len(sx & sy) / union >= cfg.threshold
+    return edges[keep]
+
+
+def _same_text(exact_hash: np.ndarray, keys: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Whether documents x[i] and y[i] have the same exact-text hash (keys are sorted)."""
+    return exact_hash[np.searchsorted(keys, x)] == exact_hash[np.searchsorted(keys, y)]
+
+
+def _components(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(nodes, label per node) of the graph the edges span."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    nodes, inverse = np.unique(edges, return_inverse=True)
+    inverse = inverse.reshape(edges.shape)
+    graph = coo_matrix((np.ones(len(edges), dtype=np.int8), (inverse[:, 0], inverse[:, 1])), shape=(len(nodes),) * 2)
+    _, labels = connected_components(graph, directed=False)
+    return nodes, labels
+
+
+def _take(fs: fsspec.AbstractFileSystem, doc_paths: list[str], keys: np.ndarray, column: str) -> dict[int, str]:
+    """key -> value of `column` for the given documents, one shard file at a time."""
+    out: dict[int, str] = {}
+    for shard in np.unique(keys >> 32).tolist():
+        sel = keys[(keys >> 32) == shard]
+        with fs.open(doc_paths[shard], "rb") as fh:
+            values = pq.read_table(fh, columns=[column]).column(0).take(pa.array(sel & 0xFFFFFFFF)).to_pylist()
+        out.update(zip(sel.tolist(), values, strict=True))
+    return out
+
+
+def find_duplicates(
+    cfg: DedupConfig,
+    sig_fs: fsspec.AbstractFileSystem,
+    sig_dir: str,
+    docs_fs: fsspec.AbstractFileSystem,
+    docs_dir: str,
+) -> DedupResult:
+    """Which documents of `docs_dir` to remove, from the signatures in `sig_dir`."""
+    sig_paths = shard_paths(sig_fs, sig_dir)
+    doc_paths = shard_paths(docs_fs, docs_dir)
+    names = [p.rsplit("/", 1)[-1] for p in sig_paths]
+    if names != [p.rsplit("/", 1)[-1] for p in doc_paths]:
+        raise ValueError(
+            f"signatures in {sig_dir} do not match the document shards in {docs_dir} "
+            f"({len(names)} vs {len(doc_paths)} files); rerun the dedup_signatures stage"
+        )
+    bands, rows = bands_rows(cfg)
+    keys = _keys(sig_fs, sig_paths)
+    counts: Counter[str] = Counter(docs=len(keys), bands=bands, rows=rows)
+    progress = Progress(log, "dedup clusters")
+    edge_parts = []
+    exact_hash = _column(sig_fs, sig_paths, "exact")
+    if cfg.exact and len(keys):
+        exact_edges = _star_edges(exact_hash, keys)
+        counts["exact_pairs"] = len(exact_edges)
+        edge_parts.append(exact_edges)
+    if cfg.near and len(keys):
+        has_shingles = _column(sig_fs, sig_paths, "shingles") > 0
+        near_parts = []
+        for band in range(bands):
+            values = _column(sig_fs, sig_paths, f"band_{band}")
+            band_edges = _star_edges(values[has_shingles], keys[has_shingles])
+            near_parts.append(band_edges)
+            progress.update(band=band + 1, candidate_edges=sum(len(e) for e in near_parts))
+        near = np.unique(np.concatenate(near_parts), axis=0) if near_parts else np.empty((0, 2), np.int64)
+        if cfg.exact and len(near):  # pairs already linked by exact text need no check
+            near = near[~_same_text(exact_hash, keys, near[:, 0], near[:, 1])]
+        counts["candidate_pairs"] = len(near)
+        if cfg.verify and len(near):
+            verified = _verify(near, cfg, docs_fs, doc_paths)
+            counts["rejected_pairs"] = len(near) - len(verified)
+            near = verified
+        edge_parts.append(near)
+
+    edges = np.concatenate(edge_parts) if edge_parts else np.empty((0, 2), np.int64)
+    if not len(edges):
+        return DedupResult(DUPLICATES_SCHEMA.empty_table(), dict(counts), Counter(), bands, rows)
+    nodes, labels = _components(edges)
+    order = np.lexsort((nodes, labels))  # by component, then corpus order: first = kept
+    nodes, labels = nodes[order], labels[order]
+    first = np.r_[True, labels[1:] != labels[:-1]]
+    head = nodes[np.maximum.accumulate(np.where(first, np.arange(len(nodes)), 0))]
+    sizes = np.bincount(labels)
+    removed, kept_of = nodes[~first], head[~first]
+    ids = _take(docs_fs, doc_paths, np.unique(np.concatenate([removed, kept_of])), "id")
+    exact_same = _same_text(exact_hash, keys, removed, kept_of) & cfg.exact
+    reasons = np.where(exact_same, "exact_duplicate", "near_duplicate")
+    table = pa.table(
+        {
+            "key": pa.array(removed, pa.int64()),
+            "id": pa.array([ids[k] for k in removed.tolist()]),
+            "duplicate_of": pa.array([ids[k] for k in kept_of.tolist()]),
+            "duplicate_of_key": pa.array(kept_of, pa.int64()),
+            "reason": pa.array(reasons.tolist()),
+            "cluster_size": pa.array(sizes[labels[~first]].astype(np.int32)),
+        },
+        schema=DUPLICATES_SCHEMA,
+    )
+    cluster_sizes = Counter(np.bincount(labels).tolist())
+    counts.update(
+        clusters=int(first.sum()),
+        exact_duplicates=int((reasons == "exact_duplicate").sum()),
+        near_duplicates=int((reasons == "near_duplicate").sum()),
+    )
+    progress.log(docs=len(keys), clusters=counts["clusters"], removed=len(removed))
+    return DedupResult(table.sort_by("key"), dict(counts), cluster_sizes, bands, rows)
