@@ -174,8 +174,12 @@ class LocalStack:
         return run["dag_run_id"]
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """task id -> state; mapped tasks (one per shard) as `task_id[map_index]`."""
         tis = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        return {ti["task_id"]: ti["state"] for ti in tis}
+        return {
+            ti["task_id"] if ti.get("map_index", -1) < 0 else f"{ti['task_id']}[{ti['map_index']}]": ti["state"]
+            for ti in tis
+        }
 
     def follow(self, dag_id: str, run_id: str, timeout: float = 3600, echo=print) -> str:
         """Wait for the DAG run to end, printing task state changes; returns its state."""
@@ -185,7 +189,7 @@ class LocalStack:
             self._check_alive()
             for task, state in self.task_states(dag_id, run_id).items():
                 if seen.get(task, "?") != state:
-                    echo(f"  {task:<14} {state}")
+                    echo(f"  {task:<24} {state}")
                     seen[task] = state
             state = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
             if state in ("success", "failed"):

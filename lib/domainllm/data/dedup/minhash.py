@@ -106,59 +106,56 @@ def _fmix32(h):
     return h
 
 
+@numba.njit(inline="always")
+def _permute_min(h, a64, b64, sig):
+    for k in range(a64.shape[0]):
+        v = (a64[k] * h + b64[k]) & _M32
+        if v < sig[k]:
+            sig[k] = v
+
+
 @numba.njit(cache=True, nogil=True)
 def _signatures(data, offsets, cls, ngram, a, b, out):  # pragma: no cover - compiled
-    num_perm = a.shape[0]
+    """One pass per document: normalize into `norm` while tracking the start of the last
+    `ngram` words in a ring, and hash each shingle as its last word ends. Memory: the
+    longest document, once (not per word)."""
     a64 = a.astype(np.uint64)
     b64 = b.astype(np.uint64)
     norm = np.empty(0, dtype=np.uint8)
-    starts = np.empty(0, dtype=np.int64)
-    ends = np.empty(0, dtype=np.int64)
+    ring = np.zeros(ngram, dtype=np.int64)
     nshingles = np.zeros(offsets.shape[0] - 1, dtype=np.int64)
     for d in range(offsets.shape[0] - 1):
         lo, hi = offsets[d], offsets[d + 1]
         if norm.shape[0] < hi - lo:
-            size = max(hi - lo, 2 * norm.shape[0])
-            norm = np.empty(size, dtype=np.uint8)
-            starts = np.empty(size // 2 + 1, dtype=np.int64)
-            ends = np.empty(size // 2 + 1, dtype=np.int64)
-        # normalize into `norm`, recording word boundaries
+            norm = np.empty(max(hi - lo, 2 * norm.shape[0]), dtype=np.uint8)
+        sig = out[d]
+        for k in range(sig.shape[0]):
+            sig[k] = EMPTY
         n = 0
         words = 0
+        count = 0
         in_word = False
-        for i in range(lo, hi):
-            c = data[i]
-            k = cls[c]
+        for i in range(lo, hi + 1):
+            k = cls[data[i]] if i < hi else 1  # the end of the document ends a word
             if k == 0:
                 if not in_word:
                     if words > 0:
                         norm[n] = 32
                         n += 1
-                    starts[words] = n
+                    ring[words % ngram] = n
                     in_word = True
-                norm[n] = c
+                norm[n] = data[i]
                 n += 1
             elif k == 1 and in_word:
-                ends[words] = n
-                words += 1
                 in_word = False
-        if in_word:
-            ends[words] = n
-            words += 1
-        sig = out[d]
-        for k in range(num_perm):
-            sig[k] = EMPTY
-        if words == 0:
-            continue
-        count = words - ngram + 1 if words >= ngram else 1
+                words += 1
+                if words >= ngram:
+                    _permute_min(_fmix32(xxh32(norm, ring[(words - ngram) % ngram], n)), a64, b64, sig)
+                    count += 1
+        if 0 < words < ngram:  # a short document is one shingle
+            _permute_min(_fmix32(xxh32(norm, 0, n)), a64, b64, sig)
+            count = 1
         nshingles[d] = count
-        for s in range(count):
-            e = min(s + ngram, words) - 1
-            h = _fmix32(xxh32(norm, starts[s], ends[e]))
-            for k in range(num_perm):
-                v = (a64[k] * h + b64[k]) & _M32
-                if v < sig[k]:
-                    sig[k] = v
     return nshingles
 
 
