@@ -66,3 +66,11 @@ def file_fingerprint(info: dict[str, Any]) -> str:
     """Cheap change detector for an input file: size plus mtime (local) or ETag (stores)."""
     marker = info.get("mtime") or info.get("ETag") or info.get("etag") or info.get("LastModified") or ""
     return f"{info.get('size')}:{marker}"
+
+
+def folder_fingerprint(location: str) -> str:
+    """Cheap change detector for an input folder (a model): every file's path, size and
+    mtime/ETag."""
+    fs, root = url_to_fs(location)
+    listing = fs.find(root, detail=True)
+    return "|".join(f"{p[len(root):]}={file_fingerprint(i)}" for p, i in sorted(listing.items()))

@@ -64,6 +64,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     dd.add_argument("--no-verify", action="store_true", help="skip exact Jaccard verification of candidate pairs")
     dd.set_defaults(handler=lambda a: _standalone(a, "dedup", _dedup_step))
 
+    pii = data_sub.add_parser(
+        "scrub-pii", help="replace PII with typed placeholders (<EMAIL>, <PHONE>, ...); report counts by type",
+        description="Example: domainllm data scrub-pii docs.jsonl out/ --ner-model models/en_core_web_sm",
+    )  # fmt: skip
+    _add_io(pii)
+    pii.add_argument("--config", help="YAML with the `data.pii` section's fields (defaults otherwise)")
+    pii.add_argument("--ner-model", help="local spaCy or transformers NER model folder, for person names")
+    pii.add_argument("--entities", help="comma-separated subset of: " + ",".join(_pii_entities()))
+    pii.set_defaults(handler=lambda a: _standalone(a, "scrub-pii", _pii_step))
+
 
 def _source_name(path: str) -> str:
     base = Path(path.rstrip("/")).name.lower() or "input"
@@ -94,6 +104,18 @@ class _PerDocStep:
         from domainllm.data.steps import run_step
 
         return run_step(self.step, in_fs, in_dir, out_fs, out_dir)
+
+
+class _PiiSteps(_PerDocStep):
+    """Scrub, then write `report.json`/`report.png` with counts by type (never values)."""
+
+    def run(self, in_fs, in_dir: str, out_fs, out_dir: str) -> Counter[str]:
+        from domainllm.data.pii.report import write_pii_report
+
+        counts = super().run(in_fs, in_dir, out_fs, out_dir)
+        counts.update(self.step.counts())
+        write_pii_report(dict(counts), self.cfg, out_fs, out_dir)
+        return counts
 
 
 class _DedupSteps:
@@ -134,6 +156,27 @@ def _dedup_step(args: argparse.Namespace) -> _DedupSteps:
     if overrides:
         cfg = _validate(DedupConfig, {**cfg.model_dump(), **overrides}, "command-line options")
     return _DedupSteps(cfg)
+
+
+def _pii_entities() -> tuple[str, ...]:
+    from domainllm.spec.pii import PII_ENTITIES
+
+    return PII_ENTITIES
+
+
+def _pii_step(args: argparse.Namespace) -> _PiiSteps:
+    from domainllm.data.pii.step import PiiStep
+    from domainllm.spec.pii import PiiConfig
+
+    cfg = _section(args, PiiConfig, "data.pii")
+    overrides: dict[str, Any] = {}
+    if args.ner_model:
+        overrides["ner_model"] = str(Path(args.ner_model).resolve())
+    if args.entities:
+        overrides["entities"] = tuple(e.strip().upper() for e in args.entities.split(",") if e.strip())
+    if overrides:
+        cfg = _validate(PiiConfig, {**cfg.model_dump(), **overrides}, "command-line options")
+    return _PiiSteps(PiiStep(cfg), cfg)
 
 
 def _validate(model: type, data: dict, what: str, context: dict | None = None) -> Any:

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from domainllm.spec.base import Section
 from domainllm.spec.dedup import DedupConfig
+from domainllm.spec.pii import PiiConfig
 from domainllm.spec.quality import QualityConfig
 
 MiB = 1024 * 1024
@@ -31,7 +32,7 @@ class IngestConfig(Section):
 
 class DataConfig(Section):
     shards: int = Field(default=2, ge=1, le=4096)
-    """Parallel tasks for the sharded data stages (`dedup_signatures`, `dedup`): the
+    """Parallel tasks for the sharded data stages (`dedup_signatures`, `dedup`, `pii`): the
     DAG maps one task per shard; each takes every `shards`-th input shard."""
     ingest: IngestConfig = IngestConfig()
     """Unify every source into normalized Parquet shards."""
@@ -39,3 +40,5 @@ class DataConfig(Section):
     """Rule filters and an optional model scorer."""
     dedup: DedupConfig = DedupConfig()
     """Exact and near-duplicate removal."""
+    pii: PiiConfig = PiiConfig()
+    """PII scrubbing into typed placeholders."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from domainllm.artifacts.fs import file_fingerprint, join, url_to_fs
+from domainllm.artifacts.fs import folder_fingerprint, join, url_to_fs
 from domainllm.data.docs import iter_docs
 from domainllm.data.records import InputError
 from domainllm.plots import subplots, to_png
@@ -38,8 +38,7 @@ class BaseModelStage:
                 f"base_model.path {spec.base_model.path} is not a Hugging Face model folder "
                 "(no config.json); point it at a folder written by save_pretrained"
             )
-        listing = fs.find(root, detail=True)
-        return {"base_model": "|".join(f"{p[len(root):]}={file_fingerprint(i)}" for p, i in sorted(listing.items()))}
+        return {"base_model": folder_fingerprint(spec.base_model.path)}
 
     def run(self, ctx: StageContext) -> StageResult:
         bm = ctx.spec.base_model

@@ -11,10 +11,10 @@ from domainllm.artifacts import Manifest
 from domainllm.artifacts.fs import join
 from domainllm.data.dedup import DuplicateFilter, find_duplicates, write_signatures
 from domainllm.data.dedup.report import write_dedup_report
-from domainllm.data.report import write_step_report
-from domainllm.data.steps import run_step
 from domainllm.spec import Spec
+from domainllm.spec.dedup import DedupConfig
 from domainllm.stages.base import StageContext, StageResult
+from domainllm.stages.doc_steps import DocStepStage
 from domainllm.stages.sharding import gather_shards
 
 DUPLICATES_FILE = "duplicates.parquet"
@@ -70,24 +70,14 @@ class DedupClustersStage(_DedupStage):
         )
 
 
-class DedupStage(_DedupStage):
+class DedupStage(DocStepStage):
     name: ClassVar[str] = "dedup"
     requires: ClassVar[tuple[str, ...]] = ("quality", "dedup_clusters")
-    sharded: ClassVar[bool] = True
+    input_stage: ClassVar[str] = "quality"
 
-    def run_shard(self, ctx: StageContext, shard: int, num_shards: int) -> StageResult:
-        fs = ctx.layout.fs
-        with fs.open(join(ctx.upstream_dir("dedup_clusters"), DUPLICATES_FILE), "rb") as fh:
-            duplicates = pq.read_table(fh)
-        counts = run_step(DuplicateFilter(duplicates), fs, ctx.upstream_dir("quality"), ctx.out.fs, ctx.out.path,
-                          shard_index=shard, num_shards=num_shards, compression=ctx.spec.data.ingest.compression)  # fmt: skip
-        return StageResult(counts=dict(counts))
+    def section(self, spec: Spec) -> DedupConfig:
+        return spec.data.dedup
 
-    def collect(self, ctx: StageContext, shards: list[Manifest]) -> StageResult:
-        counts = dict(gather_shards(ctx, self.name, shards))
-        reports = write_step_report("dedup", counts, ctx.out.fs, ctx.out.path)
-        return StageResult(
-            counts=counts,
-            metrics={"removed_fraction": counts.get("removed", 0) / max(counts.get("docs_in", 0), 1)},
-            reports=reports,
-        )
+    def make_step(self, ctx: StageContext) -> DuplicateFilter:
+        with ctx.layout.fs.open(join(ctx.upstream_dir("dedup_clusters"), DUPLICATES_FILE), "rb") as fh:
+            return DuplicateFilter(pq.read_table(fh))

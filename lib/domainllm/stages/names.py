@@ -7,10 +7,11 @@ STAGE_IMAGES: dict[str, str] = {
     "dedup_signatures": "worker",
     "dedup_clusters": "worker",
     "dedup": "worker",
+    "pii": "worker",
     "base_model": "trainer",
 }
 
 STAGE_NAMES: tuple[str, ...] = tuple(STAGE_IMAGES)
 
-SHARDED_STAGES: frozenset[str] = frozenset({"dedup_signatures", "dedup"})
+SHARDED_STAGES: frozenset[str] = frozenset({"quality", "dedup_signatures", "dedup", "pii"})
 """Stages that run as one task per shard (`data.shards`) plus a collect task."""

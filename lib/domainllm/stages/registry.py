@@ -13,6 +13,7 @@ _IMPLEMENTATIONS = {
     "dedup_signatures": "domainllm.stages.dedup:DedupSignaturesStage",
     "dedup_clusters": "domainllm.stages.dedup:DedupClustersStage",
     "dedup": "domainllm.stages.dedup:DedupStage",
+    "pii": "domainllm.stages.pii:PiiStage",
     "base_model": "domainllm.stages.base_model:BaseModelStage",
 }
 assert set(_IMPLEMENTATIONS) == set(STAGE_NAMES)

@@ -1,0 +1,251 @@
+"""Structured PII found by pattern plus validation, in English and Chinese text and in code.
+
+Each detector is a compiled regular expression (the candidates) and a validator that
+rejects look-alikes: card numbers must pass Luhn and carry a card-network prefix, Chinese
+resident IDs their checksum and a real birth date, IPs must parse, SSNs avoid the ranges
+never issued. Detectors report spans only; nothing here logs or stores what matched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from domainllm.spec.pii import PII_ENTITIES
+
+
+@dataclass(frozen=True)
+class Detector:
+    entity: str
+    pattern: re.Pattern[str]
+    group: int | str = 0
+    """The part of the match that is PII (e.g. only the value of `password = "..."`)."""
+    valid: Callable[[str, re.Match[str]], bool] | None = None
+    hint: Callable[[str], bool] | None = None
+    """A cheap test on the lower-cased text; when False the pattern is not run at all."""
+
+    def find(self, text: str, lower: str | None = None) -> Iterator[tuple[int, int]]:
+        if self.hint is not None and not self.hint(text.lower() if lower is None else lower):
+            return
+        for m in self.pattern.finditer(text):
+            value = m.group(self.group)
+            if value and (self.valid is None or self.valid(value, m)):
+                yield m.start(self.group), m.end(self.group)
+
+
+# --- validators -------------------------------------------------------------------------
+
+
+def luhn_ok(digits: str) -> bool:
+    total, parity = 0, len(digits) % 2
+    for i, ch in enumerate(digits):
+        d = ord(ch) - 48
+        if i % 2 == parity:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+_CARD_PREFIX = re.compile(r"4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[689])|6(?:011|5|4[4-9]|2)|35")
+
+
+def _card_ok(value: str, _m: re.Match[str]) -> bool:
+    digits = re.sub(r"[ -]", "", value)
+    return 13 <= len(digits) <= 19 and bool(_CARD_PREFIX.match(digits)) and luhn_ok(digits)
+
+
+_CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CN_CHECK = "10X98765432"
+
+
+def cn_id_ok(value: str, _m: re.Match[str] | None = None) -> bool:
+    v = value.upper()
+    if len(v) != 18 or not v[:17].isdigit():
+        return False
+    try:
+        dt.date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
+    except ValueError:
+        return False
+    return _CN_CHECK[sum(int(c) * w for c, w in zip(v[:17], _CN_WEIGHTS, strict=True)) % 11] == v[17]
+
+
+def _ssn_ok(value: str, _m: re.Match[str]) -> bool:
+    area, group, serial = re.split(r"[- ]", value)
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def _ipv4_ok(value: str, m: re.Match[str]) -> bool:
+    if any(len(p) > 1 and p[0] == "0" for p in value.split(".")):
+        return False  # 01.02.03.04 is a version or a date, not how addresses are written
+    before = m.string[max(0, m.start() - 9) : m.start()].lower()
+    if re.search(r"(?:\bv|version|ver\.?)\s*$", before):
+        return False  # v1.2.3.4, version 10.0.0.1
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+_USERINFO = re.compile(r"://[^\s:/@]{1,64}:$")
+
+
+def _email_ok(value: str, m: re.Match[str]) -> bool:
+    """Not the `password@host` tail of `scheme://user:password@host` (the password detector's)."""
+    return not _USERINFO.search(m.string, max(0, m.start() - 70), m.start())
+
+
+def _ipv6_ok(value: str, _m: re.Match[str]) -> bool:
+    if value.count(":") < 2 or not any(c.isdigit() for c in value):
+        return False  # "dead::beef", C++/Perl "Foo::Bar" look-alikes
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+_NOT_SECRET = {"none", "null", "nil", "true", "false", "undefined", "str", "string", "bytes", "int", "required",
+               "optional", "changeme", "password", "secret", "xxxxxxxx", "********", "your_password", "your-password",
+               "example", "redacted", "hidden"}  # fmt: skip
+_IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*(?:\(.*\))?")
+
+
+def _value_ok(value: str, quoted: bool, random_min: int = 16) -> bool:
+    v = value.strip()
+    if not v or v.lower() in _NOT_SECRET or set(v) <= {"*", "x", "X", ".", "-"}:
+        return False  # placeholders and masks
+    if v.startswith(("$", "%(", "${", "{{", "<", "@", "ENV[", "os.")):
+        return False  # references to where the secret lives, not the secret
+    if quoted:
+        return True
+    # unquoted: a config value, not code (`token = tokenizer.encode(x)`, `password: str`)
+    if not _IDENTIFIER.fullmatch(v) or any(c.isdigit() for c in v):
+        return True
+    # an identifier-shaped value: a secret only if it looks random (mixed case, long enough)
+    return len(v) >= random_min and "." not in v and v.lower() != v and v.upper() != v
+
+
+_SECRET_KEYS = (r"api[_-]?key|apikey|api[_-]?secret|secret[_-]?key|secret|access[_-]?key(?:[_-]?id)?|access[_-]?token|"
+                r"auth[_-]?token|bearer[_-]?token|refresh[_-]?token|client[_-]?secret|private[_-]?key|token|"
+                r"aws_secret_access_key")  # fmt: skip
+_PASSWORD_KEYS = r"password|passwd|passwort|pass_?word|pwd|db_?pass|pass|密码"
+_ASSIGN = r"\b[\"']?\s*(?:[:=]|=>|:=|：)\s*"
+
+
+def _assignment(keys: str, quoted_min: int, unquoted_min: int) -> re.Pattern[str]:
+    """`key = "value"` (quoted) or `key: value` (unquoted) in code, config and prose; the
+    value is group `v`, and group `q` holds the quote when there is one."""
+    return re.compile(
+        rf"(?i)(?:\b|_)(?:{keys}){_ASSIGN}"
+        rf"(?:(?P<q>[\"'`])(?P<v>[^\"'`\n]{{{quoted_min},200}}?)(?P=q)|(?P<u>[^\s\"'`,;]{{{unquoted_min},200}}))"
+    )
+
+
+@dataclass(frozen=True)
+class _Assignment(Detector):
+    random_min: int = 16
+    """Shortest identifier-shaped unquoted value taken for a secret (`Xk3...` always is)."""
+
+    def find(self, text: str, lower: str | None = None) -> Iterator[tuple[int, int]]:
+        if self.hint is not None and not self.hint(text.lower() if lower is None else lower):
+            return
+        for m in self.pattern.finditer(text):
+            group = "v" if m.group("q") is not None else "u"
+            if _value_ok(m.group(group), quoted=group == "v", random_min=self.random_min):
+                yield m.start(group), m.end(group)
+
+
+# --- detectors --------------------------------------------------------------------------
+
+_D = r"(?<![A-Za-z0-9_.+-])"  # left boundary for numbers and addresses
+
+DETECTORS: tuple[Detector, ...] = (
+    Detector(
+        "EMAIL",
+        re.compile(r"(?<![A-Za-z0-9_.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9_-])"),
+        valid=_email_ok,
+        hint=lambda t: "@" in t,
+    ),
+    Detector(
+        "PRIVATE_KEY",
+        re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
+        hint=lambda t: "private key" in t,
+    ),
+    Detector(
+        "API_KEY",
+        re.compile(
+            r"(?<![A-Za-z0-9])(?:"
+            r"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}"  # AWS access key ids
+            r"|gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255}"  # GitHub
+            r"|glpat-[A-Za-z0-9_-]{20,}"  # GitLab
+            r"|xox[abposr]-[A-Za-z0-9-]{10,}"  # Slack
+            r"|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe
+            r"|sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"  # OpenAI / Anthropic style
+            r"|AIza[0-9A-Za-z_-]{35}"  # Google
+            r"|hf_[A-Za-z0-9]{30,}"  # Hugging Face
+            r"|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"  # JWT
+            r")(?![A-Za-z0-9])"
+        ),
+    ),
+    # generic secrets and passwords assigned in code and config; only the value is replaced
+    _Assignment("API_KEY", _assignment(_SECRET_KEYS, 8, 12),
+                hint=lambda t: "key" in t or "secret" in t or "token" in t),  # fmt: skip
+    _Assignment("PASSWORD", _assignment(_PASSWORD_KEYS, 1, 3),
+                hint=lambda t: "pass" in t or "pwd" in t or "密码" in t, random_min=8),  # fmt: skip
+    Detector(
+        "PASSWORD",  # credentials in URLs: scheme://user:password@host
+        re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@]{1,64}:(?P<v>[^\s/@]{1,128})@[\w.-]+"),
+        group="v",
+        hint=lambda t: "://" in t,
+    ),
+    Detector(
+        "CREDIT_CARD",
+        re.compile(_D + r"(?:\d[ -]?){12,18}\d(?![A-Za-z0-9_-])"),
+        valid=_card_ok,
+    ),
+    Detector(
+        "CN_ID",
+        re.compile(r"(?<![A-Za-z0-9_])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![A-Za-z0-9_])"),
+        valid=cn_id_ok,
+    ),
+    Detector(
+        "US_SSN",
+        re.compile(_D + r"\d{3}([- ])\d{2}\1\d{4}(?![A-Za-z0-9_-])"),
+        valid=_ssn_ok,
+    ),
+    Detector(
+        "PHONE",  # Chinese mobile numbers, with or without +86 and separators
+        re.compile(r"(?<![A-Za-z0-9_+])(?:(?:\+|00)86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?![A-Za-z0-9_-])"),
+    ),
+    Detector(
+        "PHONE",  # international: +CC then 6-14 digits in groups
+        re.compile(r"(?<![A-Za-z0-9_+])(?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){2,6}(?![A-Za-z0-9_-])"),
+        valid=lambda v, m: 8 <= sum(c.isdigit() for c in v) <= 15,
+        hint=lambda t: "+" in t or "00" in t,
+    ),
+    Detector(
+        "PHONE",  # North American: (555) 123-4567, 555-123-4567, 555.123.4567, 1-800-555-0199
+        re.compile(r"(?<![A-Za-z0-9_+.-])(?:1[ .-])?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![A-Za-z0-9_-])"),
+    ),
+    Detector(
+        "IP_ADDRESS",
+        re.compile(r"(?<![A-Za-z0-9_.])(?:\d{1,3}\.){3}\d{1,3}(?![A-Za-z0-9_.]|\.\d)"),
+        valid=_ipv4_ok,
+    ),
+    Detector(
+        "IP_ADDRESS",
+        re.compile(r"(?<![A-Za-z0-9_:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![A-Za-z0-9_:])"),
+        valid=_ipv6_ok,
+        hint=lambda t: "::" in t or t.count(":") >= 5,
+    ),
+)
+"""Order matters only for ties: on overlapping spans the longer one wins (see scrubber)."""
+
+ENTITIES: tuple[str, ...] = tuple(dict.fromkeys(d.entity for d in DETECTORS)) + ("PERSON",)
+assert set(ENTITIES) == set(PII_ENTITIES), "spec.pii.PII_ENTITIES and the detectors disagree"

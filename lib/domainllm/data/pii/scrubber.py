@@ -1,0 +1,111 @@
+"""PII scrubbing with presidio as the engine and our detectors as its recognizers.
+
+Our pattern detectors (`patterns.py`) are presidio recognizers; presidio's AnonymizerEngine
+turns every finding into a typed placeholder (`<EMAIL>`, `<PHONE>`, ...) and resolves
+overlaps. Person names need an NER model: with `ner_model` set (a spaCy pipeline folder or a
+transformers token-classification folder) presidio's AnalyzerEngine runs it next to our
+recognizers. Without one we call our recognizers directly (the analyzer's per-call overhead
+buys nothing when no recognizer needs NLP artifacts) and the report says names were not
+looked for.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_anonymizer import AnonymizerEngine
+from presidio_anonymizer.entities import OperatorConfig
+
+from domainllm.data.pii.patterns import DETECTORS, ENTITIES, Detector
+
+log = logging.getLogger(__name__)
+
+
+class DetectorRecognizer(EntityRecognizer):
+    """One of our pattern detectors as a presidio recognizer."""
+
+    def __init__(self, detector: Detector, language: str = "en") -> None:
+        self.detector = detector
+        super().__init__(supported_entities=[detector.entity], name=f"domainllm-{detector.entity.lower()}",
+                         supported_language=language)  # fmt: skip
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        return [RecognizerResult(self.detector.entity, s, e, 1.0) for s, e in self.detector.find(text)]
+
+
+def placeholder(entity: str) -> str:
+    return f"<{entity}>"
+
+
+class Scrubber:
+    def __init__(self, entities: tuple[str, ...] = ENTITIES, ner_model: Path | None = None,
+                 ner_languages: tuple[str, ...] = ("en",), min_score: float = 0.6) -> None:  # fmt: skip
+        unknown = sorted(set(entities) - set(ENTITIES))
+        if unknown:
+            raise ValueError(f"unknown PII entities {unknown}; known: {list(ENTITIES)}")
+        self.entities = tuple(entities)
+        self.detectors = tuple(d for d in DETECTORS if d.entity in self.entities)
+        self.min_score = min_score
+        self.anonymizer = AnonymizerEngine()
+        self.operators = {e: OperatorConfig("replace", {"new_value": placeholder(e)}) for e in ENTITIES}
+        self.analyzer = None
+        self.ner_model = ner_model
+        if ner_model is not None and "PERSON" in self.entities:
+            self.analyzer = _analyzer(ner_model, self.detectors, ner_languages)
+
+    @property
+    def detects_names(self) -> bool:
+        return self.analyzer is not None
+
+    def find(self, text: str, language: str = "en") -> list[RecognizerResult]:
+        if self.analyzer is not None:
+            lang = language if language in self.analyzer.supported_languages else self.analyzer.supported_languages[0]
+            return self.analyzer.analyze(text, language=lang, entities=list(self.entities),
+                                         score_threshold=self.min_score)  # fmt: skip
+        lower = text.lower()
+        return [RecognizerResult(d.entity, s, e, 1.0) for d in self.detectors for s, e in d.find(text, lower)]
+
+    def scrub(self, text: str, language: str = "en") -> tuple[str, Counter[str]]:
+        """The text with every finding replaced by its placeholder, and counts by type."""
+        found = self.find(text, language)
+        if not found:
+            return text, Counter()
+        result = self.anonymizer.anonymize(text, found, self.operators, merge_entities_with_spaces=False)
+        return result.text, Counter(item.entity_type for item in result.items)
+
+
+def _analyzer(model: Path, detectors: tuple[Detector, ...], languages: tuple[str, ...]):
+    """presidio's AnalyzerEngine with our recognizers and the given NER model for names."""
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NerModelConfiguration
+
+    ner_config = NerModelConfiguration(labels_to_ignore=["ORG", "GPE", "LOC", "NORP", "FAC", "DATE", "TIME", "CARDINAL",
+                                                         "ORDINAL", "MONEY", "PERCENT", "QUANTITY", "PRODUCT", "EVENT",
+                                                         "WORK_OF_ART", "LAW", "LANGUAGE", "MISC"])  # fmt: skip
+    if (model / "config.json").is_file():  # a transformers token-classification model
+        from presidio_analyzer.nlp_engine import TransformersNlpEngine
+
+        nlp = TransformersNlpEngine(
+            models=[{"lang_code": lang, "model_name": {"spacy": "blank", "transformers": str(model)}} for lang in languages],
+            ner_model_configuration=ner_config,
+        )
+    else:
+        from presidio_analyzer.nlp_engine import SpacyNlpEngine
+
+        nlp = SpacyNlpEngine(models=[{"lang_code": lang, "model_name": str(model)} for lang in languages],
+                             ner_model_configuration=ner_config)  # fmt: skip
+    nlp.load()
+    from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+
+    registry = RecognizerRegistry(supported_languages=list(languages))
+    for lang in languages:
+        registry.add_recognizer(SpacyRecognizer(supported_language=lang, supported_entities=["PERSON"]))
+        for d in detectors:
+            registry.add_recognizer(DetectorRecognizer(d, lang))
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=list(languages))

@@ -1,0 +1,29 @@
+"""`data.pii`: PII scrubbing into typed placeholders."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from domainllm.spec.base import Location, Section
+
+PII_ENTITIES = ("EMAIL", "PRIVATE_KEY", "API_KEY", "PASSWORD", "CREDIT_CARD", "CN_ID", "US_SSN", "PHONE",
+                "IP_ADDRESS", "PERSON")  # fmt: skip
+
+
+class PiiConfig(Section):
+    entities: tuple[str, ...] = PII_ENTITIES
+    """What to find; each becomes `<ENTITY>` in the text."""
+    ner_model: Location | None = None
+    """A local spaCy pipeline folder or transformers token-classification folder used for
+    PERSON names. Without one, names are not detected (the report says so)."""
+    ner_languages: tuple[str, ...] = ("en",)
+    """Languages the NER model serves; documents in other languages use the first."""
+    min_ner_score: float = Field(default=0.6, ge=0.0, le=1.0)
+
+    @field_validator("entities")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(PII_ENTITIES))
+        if unknown:
+            raise ValueError(f"unknown entities {unknown}; allowed: {list(PII_ENTITIES)}")
+        return value

@@ -1,0 +1,75 @@
+"""Each structured PII type: what is found, what is replaced, and the look-alikes left alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from domainllm.data.pii.patterns import cn_id_ok, luhn_ok
+from domainllm.data.pii.scrubber import Scrubber
+
+SCRUB = Scrubber()
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("mail jane.doe+x@mail.example.co.uk now", "mail <EMAIL> now"),
+        ("Call (555) 123-4567 or 555.123.4567", "Call <PHONE> or <PHONE>"),
+        ("UK +44 20 7946 0958, DE +49 30 12345678", "UK <PHONE>, DE <PHONE>"),
+        ("手机13812345678，或 +86 139-1234-5678", "手机<PHONE>，或 <PHONE>"),
+        ("card 4111-1111-1111-1111 and 378282246310005", "card <CREDIT_CARD> and <CREDIT_CARD>"),
+        ("SSN 078-05-1120.", "SSN <US_SSN>."),
+        ("身份证11010519491231002X。", "身份证<CN_ID>。"),
+        ("host 10.1.2.3 and fe80::1ff:fe23:4567:890a", "host <IP_ADDRESS> and <IP_ADDRESS>"),
+        ("key AKIAIOSFODNN7EXAMPLE", "key <API_KEY>"),
+        ('token = "ghp_' + "a1" * 18 + '"', 'token = "<API_KEY>"'),
+        ("password: hunter2\n", "password: <PASSWORD>\n"),
+        ("my $password = 'S3cret!';", "my $password = '<PASSWORD>';"),
+        ("DB_PASSWORD=correcthorse99", "DB_PASSWORD=<PASSWORD>"),
+        ("postgres://admin:pa55w0rd@db.example.com/app", "postgres://admin:<PASSWORD>@db.example.com/app"),
+        ("secret_key: Zq8PmX2vR7tY4wK9sL3n", "secret_key: <API_KEY>"),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "<PRIVATE_KEY>"),
+    ],
+)
+def test_pii_becomes_typed_placeholders(text: str, expected: str) -> None:
+    assert SCRUB.scrub(text)[0] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version 1.2.3 and v10.0.0.1, released 2024-01-15 at 12:30:45",
+        "HTTP 404 after 3 retries; commit 3f2a9c1d4e5b6a7c8d9e0f1a2b3c4d5e6f7a8b9c",
+        "order 4111 1111 1111 1112 (fails Luhn), 1234567890123456",
+        "Data::Dumper and std::vector<int>, dead::beef",
+        "password = getpass.getpass()\ntoken = tokenizer.encode(text)\npassword: str",
+        "api_key = settings.API_KEY\nsecret = os.environ['SECRET']\npassword: ${DB_PASSWORD}",
+        "ISBN 978-3-16-148410-0, 37.7749, -122.4194, epoch 1700000000",
+        "000-12-3456 and 666-12-3456 are never issued",
+        "11010519491231002Y has a wrong checksum",
+    ],
+)
+def test_lookalikes_survive(text: str) -> None:
+    assert SCRUB.scrub(text) == (text, {})
+
+
+def test_validators() -> None:
+    assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
+    assert cn_id_ok("11010519491231002X") and not cn_id_ok("11010519491331002X")  # month 13
+
+
+def test_counts_by_type_and_entity_subset() -> None:
+    text = "a@example.com b@example.com (555) 123-4567"
+    assert SCRUB.scrub(text)[1] == {"EMAIL": 2, "PHONE": 1}
+    only_phones = Scrubber(entities=("PHONE",))
+    assert only_phones.scrub(text)[0] == "a@example.com b@example.com <PHONE>"
+    with pytest.raises(ValueError, match="unknown PII entities"):
+        Scrubber(entities=("EMAIL", "SHOE_SIZE"))
+
+
+def test_huge_and_degenerate_texts() -> None:
+    assert SCRUB.scrub("") == ("", {})
+    assert SCRUB.scrub("!?" * 1000) == ("!?" * 1000, {})
+    big = ("word 12 " * 1_000_000) + "x@example.com"
+    out, counts = SCRUB.scrub(big)
+    assert counts == {"EMAIL": 1} and out.endswith("<EMAIL>")
