@@ -14,7 +14,7 @@ from pathlib import Path
 from airflow.sdk import DAG, Param, TriggerRule
 
 from domainllm.artifacts import slug_run_id
-from domainllm.stages.names import SHARDED_STAGES, STAGE_NAMES
+from domainllm.stages.names import SHARDED_STAGES, STAGE_NAMES, STAGE_REQUIRES
 from domainllm_operators import PipelineRunOperator, ShardPlanOperator, StageOperator
 
 DEFAULT_SPEC = os.environ.get(
@@ -62,18 +62,22 @@ with DAG(
     shard_plan = ShardPlanOperator(**common)
     start >> shard_plan
 
-    previous = shard_plan
+    # Edges follow what each stage reads (STAGE_REQUIRES), so independent stages run side
+    # by side (the base model trains while the data stages run).
+    tasks = {}
     for stage in STAGE_NAMES:
+        upstream = [tasks[dep] for dep in STAGE_REQUIRES[stage]] or [shard_plan]
+        task = StageOperator(stage=stage, reuse_shards=stage in SHARDED_STAGES, **stage_args)
         if stage in SHARDED_STAGES:
             shards = StageOperator.partial(task_id=f"{stage}_shard", stage=stage, **stage_args).expand(
                 shard=shard_plan.output
             )
-            previous >> shards
-            previous = shards
-        task = StageOperator(stage=stage, reuse_shards=stage in SHARDED_STAGES, **stage_args)
-        previous >> task
-        previous = task
-    previous >> finish
+            upstream >> shards >> task
+        else:
+            upstream >> task
+        tasks[stage] = task
+    needed = {dep for deps in STAGE_REQUIRES.values() for dep in deps}
+    [task for stage, task in tasks.items() if stage not in needed] >> finish
     # A teardown closes the MLflow parent run whatever happened, without masking a
     # failed stage in the DAG run's own state.
     finish.as_teardown()

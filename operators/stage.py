@@ -106,6 +106,9 @@ class StageOperator(_LaunchingOperator):
         if manifest is None:
             raise AirflowException(f"stage {self.stage} exited 0 but published no manifest for run {self.run_id}")
         self.log.info("stage %s outputs: %s", self.stage, layout.stage_dir(self.stage))
+        if manifest.info.get("report_html"):
+            self.log.info("report: %s (also under the stage's MLflow run %s)", manifest.info["report_html"],
+                          manifest.mlflow_run_id)  # fmt: skip
         return manifest.summary()
 
 

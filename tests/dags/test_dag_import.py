@@ -18,23 +18,24 @@ def test_no_import_errors() -> None:
 
 
 def test_domain_llm_shape_and_params_form() -> None:
-    from domainllm.stages.names import SHARDED_STAGES, STAGE_NAMES
+    from domainllm.stages.names import SHARDED_STAGES, STAGE_NAMES, STAGE_REQUIRES
 
     dag = _bag().dags["domain_llm"]
     shard_tasks = [f"{s}_shard" for s in STAGE_NAMES if s in SHARDED_STAGES]
     assert set(dag.task_ids) == {"run_start", "plan_shards", *STAGE_NAMES, *shard_tasks, "run_finish"}
     assert dag.get_task("run_finish").is_teardown
-    chain = ["run_start", "plan_shards"]
+    assert dag.get_task("run_start").downstream_task_ids == {"plan_shards"}
     for stage in STAGE_NAMES:
-        chain += [f"{stage}_shard", stage] if stage in SHARDED_STAGES else [stage]
-    chain.append("run_finish")
-    for upstream, downstream in zip(chain, chain[1:], strict=False):
-        assert downstream in dag.get_task(upstream).downstream_task_ids
-    # sharded stages: one mapped task per shard, mapped over plan_shards' list
-    for task_id in shard_tasks:
-        mapped = dag.get_task(task_id)
-        assert mapped.is_mapped and "plan_shards" in mapped.upstream_task_ids
-        assert dag.get_task(task_id.removesuffix("_shard")).reuse_shards
+        first = f"{stage}_shard" if stage in SHARDED_STAGES else stage
+        upstream = dag.get_task(first).upstream_task_ids
+        # a stage's first task waits for exactly the stages it reads (the first ones wait for the plan)
+        assert upstream - {"plan_shards"} == set(STAGE_REQUIRES[stage]), stage
+        if stage in SHARDED_STAGES:
+            mapped = dag.get_task(first)
+            assert mapped.is_mapped and "plan_shards" in mapped.upstream_task_ids
+            assert dag.get_task(stage).upstream_task_ids == {first} and dag.get_task(stage).reuse_shards
+    # the pipeline's last stages lead to run_finish
+    assert dag.get_task("run_finish").upstream_task_ids == {"data_report"}
     params = dag.params
     assert set(params.keys()) == {"spec", "run_id", "stages", "force"}
     stages = params.get_param("stages")

@@ -56,7 +56,7 @@ def test_dags_test_runs_every_stage_nested_under_one_parent(airflow_db, tiny_spe
     parent_run = mlflow.get_run(parent)
     assert parent_run.info.status == "FINISHED" and parent_run.data.tags[TAG_KIND] == "pipeline"
     children = _stage_runs(spec, parent)
-    assert set(children) == {"ingest", "quality", "dedup_signatures", "dedup_clusters", "dedup", "base_model"}
+    assert set(children) == {"ingest", "quality", "dedup_signatures", "dedup_clusters", "dedup", "pii", "compliance", "base_model"}
     assert all(r.info.status == "FINISHED" for r in children.values())
     assert children["base_model"].data.metrics["heldout_loss_after"] < children["base_model"].data.metrics["heldout_loss_before"]
     # Stage output streamed into the task log.
@@ -91,8 +91,8 @@ def test_scheduler_and_api_server_run_it_and_report_over_rest(home: Path, tiny_s
         state = stack.follow("domain_llm", dag_run, timeout=600, echo=lambda _: None)
         assert state == "success"
         states = stack.task_states("domain_llm", dag_run)
-        skipped = ["quality", "dedup_signatures_shard[0]", "dedup_signatures_shard[1]", "dedup_signatures",
-                   "dedup_clusters", "dedup_shard[0]", "dedup_shard[1]", "dedup", "base_model"]  # fmt: skip
+        sharded = ["quality", "dedup_signatures", "dedup", "pii", "compliance"]
+        skipped = [*sharded, *(f"{s}_shard[{i}]" for s in sharded for i in range(2)), "dedup_clusters", "base_model"]
         assert states == {"run_start": "success", "plan_shards": "success", "ingest": "success",
                           **dict.fromkeys(skipped, "skipped"), "run_finish": "success"}  # fmt: skip
         xcom = stack.get(f"/api/v2/dags/domain_llm/dagRuns/{dag_run}/taskInstances/ingest/xcomEntries/return_value")

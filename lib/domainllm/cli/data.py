@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from domainllm.data.records import InputError
+
 
 def _add_io(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="a file or a folder (local path or object-store URI)")
@@ -63,6 +65,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     dd.add_argument("--num-perm", type=int, help="MinHash permutations (default 128)")
     dd.add_argument("--no-verify", action="store_true", help="skip exact Jaccard verification of candidate pairs")
     dd.set_defaults(handler=lambda a: _standalone(a, "dedup", _dedup_step))
+
+    comp = data_sub.add_parser(
+        "compliance", help="remove illegal, sexual or hateful content (block lists + optional classifier)",
+        description="Example: domainllm data compliance docs.jsonl out/ --config compliance.yaml",
+    )  # fmt: skip
+    _add_io(comp)
+    comp.add_argument("--config", help="YAML with the `data.compliance` section's fields (defaults otherwise)")
+    comp.set_defaults(handler=lambda a: _standalone(a, "compliance", _compliance_step))
+
+    dec = data_sub.add_parser(
+        "decontaminate", help="remove documents sharing 13-grams with evaluation sets; removed ones listed",
+        description="Example: domainllm data decontaminate docs.jsonl out/ --eval-set mmlu=evals/mmlu.jsonl",
+    )  # fmt: skip
+    _add_io(dec)
+    dec.add_argument("--config", help="YAML with the `data.decontamination` section's fields")
+    dec.add_argument("--eval-set", action="append", default=[], metavar="NAME=PATH",
+                     help="an evaluation set (JSONL/Parquet file or folder); repeat for several")  # fmt: skip
+    dec.add_argument("--ngram", type=int, help="words per n-gram (default 13)")
+    dec.set_defaults(handler=lambda a: _standalone(a, "decontaminate", _decontam_step))
 
     pii = data_sub.add_parser(
         "scrub-pii", help="replace PII with typed placeholders (<EMAIL>, <PHONE>, ...); report counts by type",
@@ -158,6 +179,39 @@ def _dedup_step(args: argparse.Namespace) -> _DedupSteps:
     return _DedupSteps(cfg)
 
 
+def _compliance_step(args: argparse.Namespace) -> _PerDocStep:
+    from domainllm.data.compliance import ComplianceFilter
+    from domainllm.spec.compliance import ComplianceConfig
+
+    cfg = _section(args, ComplianceConfig, "data.compliance")
+    return _PerDocStep(ComplianceFilter(cfg), cfg)
+
+
+class _DecontamStep(_PerDocStep):
+    def run(self, in_fs, in_dir: str, out_fs, out_dir: str) -> Counter[str]:
+        counts = super().run(in_fs, in_dir, out_fs, out_dir)
+        counts.update(self.step.counts())
+        return counts
+
+
+def _decontam_step(args: argparse.Namespace) -> _DecontamStep:
+    from domainllm.data.decontam import Decontaminator
+    from domainllm.spec.decontam import DecontamConfig
+
+    cfg = _section(args, DecontamConfig, "data.decontamination")
+    sets = [s.model_dump() for s in cfg.eval_sets]
+    for item in args.eval_set:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"--eval-set {item!r}: expected NAME=PATH, e.g. --eval-set perl-qa=evals/perl-qa.jsonl")
+        sets.append({"name": name, "path": str(Path(path).resolve())})
+    data = {**cfg.model_dump(), "eval_sets": sets, **({"ngram": args.ngram} if args.ngram else {})}
+    cfg = _validate(DecontamConfig, data, "decontamination options")
+    if not cfg.eval_sets:
+        raise InputError("no evaluation sets: pass --eval-set NAME=PATH (or eval_sets in --config)")
+    return _DecontamStep(Decontaminator(cfg), cfg)
+
+
 def _pii_entities() -> tuple[str, ...]:
     from domainllm.spec.pii import PII_ENTITIES
 
@@ -196,7 +250,6 @@ def _standalone(args: argparse.Namespace, name: str, make_step: Callable[[argpar
 
     from domainllm.artifacts import Manifest, join, new_staging, publish, url_to_fs
     from domainllm.data.ingest import QUARANTINE_DIR, ingest, source_fingerprint
-    from domainllm.data.records import InputError
     from domainllm.spec.data import IngestConfig
     from domainllm.spec.sources import Source
     from domainllm.stages.runner import code_version

@@ -7,7 +7,11 @@ from typing import Literal
 from pydantic import Field
 
 from domainllm.spec.base import Section
+from domainllm.spec.compliance import ComplianceConfig
+from domainllm.spec.decontam import DecontamConfig
 from domainllm.spec.dedup import DedupConfig
+from domainllm.spec.mix import MixConfig
+from domainllm.spec.pack import PackConfig
 from domainllm.spec.pii import PiiConfig
 from domainllm.spec.quality import QualityConfig
 
@@ -32,7 +36,8 @@ class IngestConfig(Section):
 
 class DataConfig(Section):
     shards: int = Field(default=2, ge=1, le=4096)
-    """Parallel tasks for the sharded data stages (`dedup_signatures`, `dedup`, `pii`): the
+    """Parallel tasks for the sharded data stages (`quality`, `dedup_signatures`, `dedup`, `pii`, `compliance`,
+    `decontaminate`): the
     DAG maps one task per shard; each takes every `shards`-th input shard."""
     ingest: IngestConfig = IngestConfig()
     """Unify every source into normalized Parquet shards."""
@@ -42,3 +47,11 @@ class DataConfig(Section):
     """Exact and near-duplicate removal."""
     pii: PiiConfig = PiiConfig()
     """PII scrubbing into typed placeholders."""
+    compliance: ComplianceConfig = ComplianceConfig()
+    """Block lists per category and an optional classifier for illegal, sexual or hateful content."""
+    decontamination: DecontamConfig = DecontamConfig()
+    """Remove documents sharing n-grams with the evaluation sets."""
+    mix: MixConfig = MixConfig()
+    """Domain/general ratio, per-source weights, curriculum order and in-context grouping."""
+    pack: PackConfig = PackConfig()
+    """Tokenize and pack into fixed-length sequences for training."""

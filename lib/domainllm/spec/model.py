@@ -42,9 +42,13 @@ class Spec(Section):
             raise ValueError(f"sources: duplicate names {dupes}; every source needs its own name")
         if not any(s.domain == "domain" for s in self.sources):
             raise ValueError("sources: at least one source must have `domain: domain`")
-        unknown = sorted(set(self.data.quality.skip_sources) - set(names))
+        for step in ("quality", "compliance", "decontamination"):
+            unknown = sorted(set(getattr(self.data, step).skip_sources) - set(names))
+            if unknown:
+                raise ValueError(f"data.{step}.skip_sources: unknown source(s) {unknown}; defined sources: {names}")
+        unknown = sorted(set(self.data.mix.source_weights) - set(names))
         if unknown:
-            raise ValueError(f"data.quality.skip_sources: unknown source(s) {unknown}; defined sources: {names}")
+            raise ValueError(f"data.mix.source_weights: unknown source(s) {unknown}; defined sources: {names}")
         demo = self.base_model.demo
         if demo is not None:
             for field in ("corpus_sources", "tokenizer_sources"):

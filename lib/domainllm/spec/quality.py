@@ -3,11 +3,10 @@ model scorer. Every threshold can be set to null to switch that rule off."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
-from domainllm.spec.base import Location, Section
+from domainllm.spec.base import Section
+from domainllm.spec.lists import BlockList, TextClassifier
 
 
 class ProseRules(Section):
@@ -61,27 +60,15 @@ class CodeRules(Section):
     min_lines: int | None = 3
 
 
-class BadWords(Section):
-    words: tuple[str, ...] = ()
-    """Words (case-insensitive, whole words) that mark a document as unwanted."""
-    path: Location | None = None
-    """A file with one word per line, added to `words`."""
-    max_count: int = 0
-    """A document with more matches than this is removed as `bad_words`."""
+BadWords = BlockList
+"""The quality step's bad-word list."""
 
 
-class ModelScorer(Section):
-    """A quality classifier from a local path, applied after the rules."""
+class ModelScorer(TextClassifier):
+    """A quality classifier, applied after the rules."""
 
-    path: Location
-    """A Hugging Face sequence-classification model folder."""
-    kind: Literal["transformers"] = "transformers"
-    label: str | None = None
-    """The label whose probability is the quality score; default: the last label."""
     min_score: float = 0.5
-    batch_size: int = 32
-    max_chars: int = 4000
-    """Only the first characters are scored."""
+    """Documents whose score (the label's probability) is below this are removed as `model_score`."""
 
 
 class QualityConfig(Section):

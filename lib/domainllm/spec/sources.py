@@ -35,6 +35,9 @@ class Source(Section):
     Empty means every file."""
     exclude: tuple[str, ...] = ("**/.git/**", "**/__pycache__/**", "**/node_modules/**")
     """Folder sources: glob patterns of files to skip."""
+    task: str | None = None
+    """Task-type tag carried into the mix (e.g. `qa`, `code-completion`) for SFT data; a
+    record's own `task` field wins."""
     extensions: dict[str, str] = Field(default_factory=dict)
     """Code sources: extra or overriding extension -> language mappings, e.g. `{".pod": "pod"}`."""
 

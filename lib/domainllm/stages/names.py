@@ -8,10 +8,32 @@ STAGE_IMAGES: dict[str, str] = {
     "dedup_clusters": "worker",
     "dedup": "worker",
     "pii": "worker",
+    "compliance": "worker",
+    "decontaminate": "worker",
+    "mix": "worker",
     "base_model": "trainer",
+    "pack": "worker",
+    "data_report": "worker",
 }
 
 STAGE_NAMES: tuple[str, ...] = tuple(STAGE_IMAGES)
 
-SHARDED_STAGES: frozenset[str] = frozenset({"quality", "dedup_signatures", "dedup", "pii"})
+# Stage name -> the stages whose output it reads: the DAG's edges (each stage's
+# `requires`; tests/lib/stages/test_registry.py keeps the two in step).
+STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
+    "ingest": (),
+    "quality": ("ingest",),
+    "dedup_signatures": ("quality",),
+    "dedup_clusters": ("quality", "dedup_signatures"),
+    "dedup": ("quality", "dedup_clusters"),
+    "pii": ("dedup",),
+    "compliance": ("pii",),
+    "decontaminate": ("compliance",),
+    "mix": ("decontaminate",),
+    "base_model": ("ingest",),
+    "pack": ("mix", "base_model"),
+    "data_report": ("ingest", "quality", "dedup_clusters", "dedup", "pii", "compliance", "decontaminate", "mix", "pack"),
+}
+
+SHARDED_STAGES: frozenset[str] = frozenset({"quality", "dedup_signatures", "dedup", "pii", "compliance", "decontaminate"})
 """Stages that run as one task per shard (`data.shards`) plus a collect task."""

@@ -6,7 +6,6 @@ from typing import Any, ClassVar
 
 from domainllm.artifacts.fs import folder_fingerprint
 from domainllm.data.pii.report import write_pii_report
-from domainllm.data.pii.step import PiiStep
 from domainllm.spec import Spec
 from domainllm.spec.pii import PiiConfig
 from domainllm.stages.base import StageContext
@@ -21,7 +20,9 @@ class PiiStage(DocStepStage):
     def section(self, spec: Spec) -> PiiConfig:
         return spec.data.pii
 
-    def make_step(self, ctx: StageContext) -> PiiStep:
+    def make_step(self, ctx: StageContext) -> Any:
+        from domainllm.data.pii.step import PiiStep  # presidio imports transformers: shard tasks only
+
         return PiiStep(ctx.spec.data.pii)
 
     def external_inputs(self, spec: Spec) -> dict[str, str]:

@@ -14,7 +14,12 @@ _IMPLEMENTATIONS = {
     "dedup_clusters": "domainllm.stages.dedup:DedupClustersStage",
     "dedup": "domainllm.stages.dedup:DedupStage",
     "pii": "domainllm.stages.pii:PiiStage",
+    "compliance": "domainllm.stages.compliance:ComplianceStage",
+    "decontaminate": "domainllm.stages.decontaminate:DecontaminateStage",
+    "mix": "domainllm.stages.mix:MixStage",
     "base_model": "domainllm.stages.base_model:BaseModelStage",
+    "pack": "domainllm.stages.pack:PackStage",
+    "data_report": "domainllm.stages.data_report:DataReportStage",
 }
 assert set(_IMPLEMENTATIONS) == set(STAGE_NAMES)
 

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from domainllm.data.dedup.graph import connected_components, star_edges
 from domainllm.data.dedup.minhash import shingles
 from domainllm.data.dedup.signatures import bands_rows
 from domainllm.data.docs import shard_paths
@@ -75,21 +76,6 @@ def _keys(fs: fsspec.AbstractFileSystem, paths: list[str]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
-def _star_edges(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """int64[m, 2] (member, first member) for every group of equal `values`."""
-    if len(values) < 2:
-        return np.empty((0, 2), dtype=np.int64)
-    order = np.argsort(values, kind="stable")
-    v = values[order]
-    same = v[1:] == v[:-1]
-    if not same.any():
-        return np.empty((0, 2), dtype=np.int64)
-    starts = np.r_[True, ~same]  # first position of each run
-    head_pos = np.maximum.accumulate(np.where(starts, np.arange(len(v)), 0))
-    member = np.nonzero(~starts)[0]
-    return np.stack([keys[order[member]], keys[order[head_pos[member]]]], axis=1)
-
-
 def _verify(
     edges: np.ndarray,
     cfg: DedupConfig,
@@ -112,18 +98,6 @@ def _verify(
 def _same_text(exact_hash: np.ndarray, keys: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Whether documents x[i] and y[i] have the same exact-text hash (keys are sorted)."""
     return exact_hash[np.searchsorted(keys, x)] == exact_hash[np.searchsorted(keys, y)]
-
-
-def _components(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(nodes, label per node) of the graph the edges span."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    nodes, inverse = np.unique(edges, return_inverse=True)
-    inverse = inverse.reshape(edges.shape)
-    graph = coo_matrix((np.ones(len(edges), dtype=np.int8), (inverse[:, 0], inverse[:, 1])), shape=(len(nodes),) * 2)
-    _, labels = connected_components(graph, directed=False)
-    return nodes, labels
 
 
 def _take(fs: fsspec.AbstractFileSystem, doc_paths: list[str], keys: np.ndarray, column: str) -> dict[int, str]:
@@ -160,7 +134,7 @@ def find_duplicates(
     edge_parts = []
     exact_hash = _column(sig_fs, sig_paths, "exact")
     if cfg.exact and len(keys):
-        exact_edges = _star_edges(exact_hash, keys)
+        exact_edges = star_edges(exact_hash, keys)
         counts["exact_pairs"] = len(exact_edges)
         edge_parts.append(exact_edges)
     if cfg.near and len(keys):
@@ -168,7 +142,7 @@ def find_duplicates(
         near_parts = []
         for band in range(bands):
             values = _column(sig_fs, sig_paths, f"band_{band}")
-            band_edges = _star_edges(values[has_shingles], keys[has_shingles])
+            band_edges = star_edges(values[has_shingles], keys[has_shingles])
             near_parts.append(band_edges)
             progress.update(band=band + 1, candidate_edges=sum(len(e) for e in near_parts))
         near = np.unique(np.concatenate(near_parts), axis=0) if near_parts else np.empty((0, 2), np.int64)
@@ -184,7 +158,7 @@ def find_duplicates(
     edges = np.concatenate(edge_parts) if edge_parts else np.empty((0, 2), np.int64)
     if not len(edges):
         return DedupResult(DUPLICATES_SCHEMA.empty_table(), dict(counts), Counter(), bands, rows)
-    nodes, labels = _components(edges)
+    nodes, labels = connected_components(edges)
     order = np.lexsort((nodes, labels))  # by component, then corpus order: first = kept
     nodes, labels = nodes[order], labels[order]
     first = np.r_[True, labels[1:] != labels[:-1]]

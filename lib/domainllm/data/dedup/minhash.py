@@ -30,7 +30,7 @@ _M32 = np.uint64(0xFFFFFFFF)
 _NEG_P1 = np.uint64((-0x9E3779B1) & 0xFFFFFFFF)
 _P1P2 = np.uint64((0x9E3779B1 + 0x85EBCA77) & 0xFFFFFFFF)
 _F1, _F2 = np.uint64(0x85EBCA6B), np.uint64(0xC2B2AE35)
-_U0, _U8, _U11, _U13, _U15, _U16, _U17, _U24 = (np.uint64(v) for v in (0, 8, 11, 13, 15, 16, 17, 24))
+_U8, _U11, _U13, _U15, _U16, _U17, _U24 = (np.uint64(v) for v in (8, 11, 13, 15, 16, 17, 24))
 
 # ASCII punctuation is deleted; ASCII whitespace separates words; every other byte
 # (letters, digits, UTF-8 sequences) belongs to a word.
@@ -62,15 +62,16 @@ def _u32le(buf: np.ndarray, i: int) -> int:
 
 
 @numba.njit(cache=True)
-def xxh32(buf, start, end):
-    """xxHash32 (seed 0) of buf[start:end], as the `xxhash` package computes it."""
+def xxh32(buf, start, end, seed=0):
+    """xxHash32 of buf[start:end], as the `xxhash` package computes it."""
     n = end - start
     i = start
+    sd = np.uint64(seed) & _M32
     if n >= 16:
-        v1 = _P1P2
-        v2 = _P2
-        v3 = _U0
-        v4 = _NEG_P1
+        v1 = (_P1P2 + sd) & _M32
+        v2 = (_P2 + sd) & _M32
+        v3 = sd
+        v4 = (_NEG_P1 + sd) & _M32
         limit = end - 16
         while i <= limit:
             v1 = (_rotl((v1 + _u32le(buf, i) * _P2) & _M32, 13) * _P1) & _M32
@@ -80,7 +81,7 @@ def xxh32(buf, start, end):
             i += 16
         h = (_rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)) & _M32
     else:
-        h = _P5
+        h = (_P5 + sd) & _M32
     h = (h + np.uint64(n)) & _M32
     while i + 4 <= end:
         h = (_rotl((h + _u32le(buf, i) * _P3) & _M32, 17) * _P4) & _M32

@@ -15,28 +15,29 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from presidio_analyzer import EntityRecognizer, RecognizerResult
 from presidio_anonymizer import AnonymizerEngine
-from presidio_anonymizer.entities import OperatorConfig
+from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 
 from domainllm.data.pii.patterns import DETECTORS, ENTITIES, Detector
 
 log = logging.getLogger(__name__)
 
 
-class DetectorRecognizer(EntityRecognizer):
-    """One of our pattern detectors as a presidio recognizer."""
+def detector_recognizer(detector: Detector, language: str = "en"):
+    """One of our pattern detectors as a presidio analyzer recognizer. (presidio_analyzer
+    imports transformers and torch, ~10 s: only the NER path pays for it.)"""
+    from presidio_analyzer import EntityRecognizer
+    from presidio_analyzer import RecognizerResult as AnalyzerResult
 
-    def __init__(self, detector: Detector, language: str = "en") -> None:
-        self.detector = detector
-        super().__init__(supported_entities=[detector.entity], name=f"domainllm-{detector.entity.lower()}",
-                         supported_language=language)  # fmt: skip
+    class DetectorRecognizer(EntityRecognizer):
+        def load(self) -> None:
+            pass
 
-    def load(self) -> None:
-        pass
+        def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[AnalyzerResult]:
+            return [AnalyzerResult(detector.entity, s, e, 1.0) for s, e in detector.find(text)]
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
-        return [RecognizerResult(self.detector.entity, s, e, 1.0) for s, e in self.detector.find(text)]
+    return DetectorRecognizer(supported_entities=[detector.entity], name=f"domainllm-{detector.entity.lower()}",
+                              supported_language=language)  # fmt: skip
 
 
 def placeholder(entity: str) -> str:
@@ -107,5 +108,5 @@ def _analyzer(model: Path, detectors: tuple[Detector, ...], languages: tuple[str
     for lang in languages:
         registry.add_recognizer(SpacyRecognizer(supported_language=lang, supported_entities=["PERSON"]))
         for d in detectors:
-            registry.add_recognizer(DetectorRecognizer(d, lang))
+            registry.add_recognizer(detector_recognizer(d, lang))
     return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=list(languages))

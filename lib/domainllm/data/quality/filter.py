@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from domainllm.data.quality.bad_words import BadWordMatcher
+from domainllm.data.blocklist import BlockListMatcher
 from domainllm.data.quality.code import code_removal
 from domainllm.data.quality.prose import prose_removal
 from domainllm.data.records import Removal
@@ -18,10 +18,10 @@ class QualityFilter:
 
     def __init__(self, cfg: QualityConfig) -> None:
         self.cfg = cfg
-        self.bad_words = BadWordMatcher(cfg.bad_words)
+        self.bad_words = BlockListMatcher(cfg.bad_words, "bad_words")
         self.scorer = None
         if cfg.scorer is not None:
-            from domainllm.data.quality.scorer import TransformersScorer
+            from domainllm.data.classifier import TransformersScorer
 
             self.scorer = TransformersScorer(cfg.scorer)
 

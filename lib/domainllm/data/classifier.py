@@ -1,24 +1,26 @@
-"""Optional model scorer: a sequence-classification model from a local folder."""
+"""A sequence-classification model from a local folder, scoring texts in batches (the
+quality scorer and the compliance classifier)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 
-from domainllm.spec.quality import ModelScorer
+from domainllm.spec.lists import TextClassifier
 
 log = logging.getLogger(__name__)
 
 
 class TransformersScorer:
-    """Scores texts in batches with the probability of one label (default: the last)."""
+    """Scores texts in batches with the probability of one label (default: the last).
+    `where` names the spec field in error messages."""
 
-    def __init__(self, cfg: ModelScorer) -> None:
+    def __init__(self, cfg: TextClassifier, where: str = "data.quality.scorer") -> None:
         try:
             import torch
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ImportError("the quality scorer needs the `train` extra: pip install 'domainllm[train]'") from exc
+            raise ImportError(f"{where} needs the `train` extra: pip install 'domainllm[train]'") from exc
         self.cfg = cfg
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(cfg.path)
@@ -29,9 +31,9 @@ class TransformersScorer:
         else:
             matches = [i for i, name in labels.items() if name == cfg.label]
             if not matches:
-                raise ValueError(f"data.quality.scorer.label {cfg.label!r} is not one of the model's labels {sorted(labels.values())}")
+                raise ValueError(f"{where}.label {cfg.label!r} is not one of the model's labels {sorted(labels.values())}")
             self.label_id = matches[0]
-        log.info("quality scorer: %s, label %r, min score %s", cfg.path, labels[self.label_id], cfg.min_score)
+        log.info("%s: %s, label %r", where, cfg.path, labels[self.label_id])
 
     def scores(self, texts: Sequence[str]) -> list[float]:
         out: list[float] = []
