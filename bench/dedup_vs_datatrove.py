@@ -109,23 +109,30 @@ def load_labels(root: Path) -> tuple[object, dict]:
 # ---------------------------------------------------------------- measuring
 
 
+# Started from a big process, a child's ru_maxrss starts at that process's peak (Linux copies
+# the old address space's high-water mark into the new program's at exec), so every measured
+# command runs under this small launcher, which reports its own child's wait4 ru_maxrss.
+_LAUNCHER = (
+    "import json, os, subprocess, sys; p = subprocess.Popen(sys.argv[2:]); _, st, ru = os.wait4(p.pid, 0); "
+    "open(sys.argv[1], 'w').write(json.dumps([os.waitstatus_to_exitcode(st), ru.ru_maxrss]))"
+)
+
+
 def measured(cmd: list[str], log: Path, cpu: int) -> tuple[float, int, str]:
     """(wall seconds, peak RSS in MiB of the process and its children, stdout) of `cmd`."""
     env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(ROOT)}
+    usage = log.with_suffix(".rusage")
     with open(log, "w") as err, tempfile.TemporaryFile("w+") as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT,
-                                preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))  # fmt: skip
-        _, status, usage = os.wait4(proc.pid, 0)
+        subprocess.run([sys.executable, "-c", _LAUNCHER, str(usage), *cmd], stdout=out, stderr=err, env=env,
+                       cwd=ROOT, preexec_fn=lambda: os.sched_setaffinity(0, {cpu}), check=False)  # fmt: skip
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         stdout = out.read()
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed ({proc.returncode}); see {log}:\n{log.read_text()[-3000:]}"
-        )
-    return wall, round(usage.ru_maxrss / 1024), stdout
+    rc, maxrss_kb = json.loads(usage.read_text()) if usage.exists() else (-1, 0)
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({rc}); see {log}:\n{log.read_text()[-3000:]}")
+    return wall, round(maxrss_kb / 1024), stdout
 
 
 def ours_step(step: str, docs: str, work: str, threshold: float, num_perm: int) -> None:
@@ -183,10 +190,12 @@ def run_cli(root: Path, work: Path, args: argparse.Namespace, cpu: int) -> dict:
     removed = set()
     for p in (work / "cli" / "removed").glob("*.parquet"):
         removed.update(pq.read_table(p, columns=["id"]).column("id").to_pylist())
+    kept = sum(pq.ParquetFile(p).metadata.num_rows for p in (work / "cli").glob("part-*.parquet"))
     print(f"  cli: {wall:.1f} s, {rss} MiB", file=sys.stderr)
     return {
         "steps": {"cli": {"wall": wall, "rss_mb": rss, "seconds": wall}},
         "removed": removed,
+        "kept": kept,
         "stdout": out,
     }
 
@@ -211,14 +220,32 @@ def run_datatrove(root: Path, work: Path, ids: list[str], cpu: int) -> dict:
 # ---------------------------------------------------------------- report
 
 
-def missed_by_kind(bench: object, removed: set[str]) -> str:
-    """Perturbation kinds of the copies left in with their source (approximate: a copy counts as
-    found when it or its source was removed)."""
-    missed: Counter[str] = Counter()
-    for dup, src in bench.duplicate_of.items():  # type: ignore[attr-defined]
-        if dup not in removed and src not in removed:
-            missed[bench.kinds[dup]] += 1  # type: ignore[attr-defined]
-    return ", ".join(f"{k} {v}" for k, v in missed.most_common(8)) or "none"
+def missed(bench: object, removed: set[str], root: Path, threshold: float) -> str:
+    """The copies left in together with their source (a copy counts as found when it or its source
+    was removed; approximate for clusters of several copies): how many, how many of those are
+    at or above `threshold` in exact Jaccard similarity of our shingles (LSH misses) rather than
+    below it (not duplicates at this threshold), and their perturbation kinds."""
+    import pyarrow.parquet as pq
+
+    from domainllm.data.dedup.minhash import shingles
+
+    pairs = [(d, s) for d, s in bench.duplicate_of.items() if d not in removed and s not in removed]  # type: ignore[attr-defined]
+    if not pairs:
+        return "none"
+    wanted = {i for pair in pairs for i in pair}
+    texts: dict[str, str] = {}
+    for path in sorted((root / "docs").glob("part-*.parquet")):
+        table = pq.read_table(path, columns=["id", "text"])
+        for i, t in zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True):
+            if i in wanted:
+                texts[i] = t
+    above = 0
+    for d, s in pairs:
+        x, y = set(shingles(texts[d])), set(shingles(texts[s]))
+        above += len(x & y) / max(len(x | y), 1) >= threshold
+    kinds = Counter(bench.kinds[d] for d, _ in pairs).most_common(6)  # type: ignore[attr-defined]
+    return (f"{len(pairs)}, of which {above} at Jaccard >= {threshold} and {len(pairs) - above} below; "
+            f"kinds: " + ", ".join(f"{k} {v}" for k, v in kinds))  # fmt: skip
 
 
 def lsh_table(args: argparse.Namespace, bands: int, rows: int) -> list[str]:
@@ -243,6 +270,9 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.8)
     ap.add_argument("--num-perm", type=int, default=128)
     ap.add_argument("--only-ours", action="store_true", help="skip datatrove")
+    ap.add_argument(
+        "--prepare-only", action="store_true", help="build the data set under bench/.data/ and stop"
+    )
     ap.add_argument("--no-cli", action="store_true", help="skip the end-to-end `domainllm data dedup` run")
     ap.add_argument("--keep", action="store_true", help="keep the work folder under bench/.data/")
     ap.add_argument("--step", choices=["signatures", "clusters", "filter"], help=argparse.SUPPRESS)
@@ -252,15 +282,19 @@ def main() -> None:
     if args.step:
         ours_step(args.step, args.step_docs, args.step_work, args.threshold, args.num_perm)
         return
-    if not args.only_ours and not DATATROVE_PY.exists():
+    if not args.only_ours and not args.prepare_only and not DATATROVE_PY.exists():
         sys.exit(f"{DATATROVE_PY} not found; see this script's docstring for the setup, or pass --only-ours")
 
     sys.path.insert(0, str(ROOT))
     from tests.lib.data.dedup.labelled import score
 
     root = prepare(args)
+    if args.prepare_only:
+        print(root)
+        return
     bench, labels = load_labels(root)
     cpu = min(os.sched_getaffinity(0))
+    load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="run-", dir=DATA))
     print(f"data: {root} ; work: {work}", file=sys.stderr)
     try:
@@ -275,11 +309,12 @@ def main() -> None:
 
     n = len(labels["ids"])
     print(f"\n{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, Python {platform.python_version()}, "
-          f"one CPU per process (cpu {cpu})")  # fmt: skip
+          f"one CPU per process (cpu {cpu}); load average (1/5/15 min) "
+          f"{'/'.join(f'{x:.1f}' for x in load_before)} before, {'/'.join(f'{x:.1f}' for x in os.getloadavg())} after")  # fmt: skip
     print(f"{n:,} documents ({len(labels['duplicate_of']):,} near-duplicates), {labels['text_mb']:.0f} MB of text, "
           f"{labels['mean_chars']:.0f} characters on average ({labels['min_chars']}-{labels['max_chars']}); "
           f"threshold {args.threshold}\n")  # fmt: skip
-    head = ["tool", "step seconds", "total (steps)", "wall (processes)", "docs/s", "peak RSS", "removed",
+    head = ["tool", "step seconds", "total (steps)", "wall (processes)", "docs/s", "peak RSS", "kept", "removed",
             "recall", "distinct removed"]  # fmt: skip
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" for _ in head) + "|")
@@ -291,12 +326,16 @@ def main() -> None:
         print("| " + " | ".join([
             name, " / ".join(f"{k} {v['seconds']:.1f}" for k, v in steps.items()), f"{total:.1f} s", f"{wall:.1f} s",
             f"{n / total:,.0f}", f"{max(v['rss_mb'] for v in steps.values()):,} MiB "
-            f"({' / '.join(str(v['rss_mb']) for v in steps.values())})", f"{len(r['removed']):,}",
+            f"({' / '.join(str(v['rss_mb']) for v in steps.values())})", f"{r['kept']:,}", f"{len(r['removed']):,}",
             f"{s['recall']:.4f}", f"{s['distinct_removed_fraction']:.4%}",
         ]) + " |")  # fmt: skip
     print()
     for name, r in results.items():
-        print(f"copies missed by perturbation, {name}: {missed_by_kind(bench, r['removed'])}")
+        print(f"copies missed, {name}: {missed(bench, r['removed'], root, args.threshold)}")
+    if "ours (CLI, ingest + dedup)" in results:
+        print(
+            "CLI output: " + results["ours (CLI, ingest + dedup)"]["stdout"].strip().replace("\n", " ")[:1500]
+        )
     info = results["ours (Python API, 3 steps)"]["info"]
     print("ours, clustering counts: " + json.dumps({k: info[k] for k in sorted(info)}))
     if "datatrove MinHash" in results:

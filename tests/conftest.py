@@ -3,6 +3,7 @@ databases and artifacts never leak between tests or into the developer's checkou
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -50,7 +51,8 @@ def tiny_spec_doc(corpora: Path, **overrides) -> dict:
             {"name": "perl-synopses", "path": str(corpora / "perl-synopses.jsonl"), "domain": "domain", "lang": "en"},
             {"name": "python-stdlib", "path": str(corpora / "python"), "format": "code", "domain": "general"},
         ],
-        "data": {"ingest": {"shard_max_records": 200}},
+        "data": {"ingest": {"shard_max_records": 200}, "pack": {"seq_len": 64},
+                 "decontamination": {"eval_sets": [{"name": "tiny-eval", "path": str(corpora / "tiny-eval.jsonl")}]}},
         "base_model": {"demo": {
             "corpus_sources": ["python-stdlib"], "tokenizer_sources": ["python-stdlib", "perl-code"],
             "vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2,
@@ -68,6 +70,10 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("corpora") / "c"
     build_corpora(out, max_domain_mb=0.4, max_general_mb=0.4)
+    # an eval set that leaks one synopsis, so decontamination has something to remove
+    synopses = [json.loads(line) for line in (out / "perl-synopses.jsonl").read_bytes().splitlines()[:-4]]
+    longest = max(synopses, key=lambda r: len(r["text"]))
+    (out / "tiny-eval.jsonl").write_text(json.dumps({"prompt": "Usage?", "answer": longest["text"]}) + "\n")
     return out
 
 

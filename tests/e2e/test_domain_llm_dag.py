@@ -15,6 +15,7 @@ import pytest
 
 from domainllm.artifacts import RunLayout
 from domainllm.spec import load_spec
+from domainllm.stages.names import SHARDED_STAGES, STAGE_NAMES
 from domainllm.tracking import TAG_KIND, TAG_STAGE, find_pipeline_run, tracking_uri
 from tests.conftest import tiny_spec_doc, write_spec
 
@@ -56,11 +57,14 @@ def test_dags_test_runs_every_stage_nested_under_one_parent(airflow_db, tiny_spe
     parent_run = mlflow.get_run(parent)
     assert parent_run.info.status == "FINISHED" and parent_run.data.tags[TAG_KIND] == "pipeline"
     children = _stage_runs(spec, parent)
-    assert set(children) == {"ingest", "quality", "dedup_signatures", "dedup_clusters", "dedup", "pii", "compliance", "base_model"}
+    assert set(children) == set(STAGE_NAMES)
     assert all(r.info.status == "FINISHED" for r in children.values())
     assert children["base_model"].data.metrics["heldout_loss_after"] < children["base_model"].data.metrics["heldout_loss_before"]
-    # Stage output streamed into the task log.
+    # Stage output streamed into the task log, with a pointer to the data report.
     assert "stage ingest: done in" in proc.stdout + proc.stderr
+    report = layout.read_manifest("data_report").info["report_html"]
+    assert f"report: {report}" in proc.stdout + proc.stderr and Path(report).read_text().startswith("<!doctype html>")
+    assert layout.read_manifest("decontaminate").counts["removed.eval_contamination"] >= 1
 
 
 def test_a_failing_stage_fails_the_run_and_leaves_no_finished_output(
@@ -91,8 +95,8 @@ def test_scheduler_and_api_server_run_it_and_report_over_rest(home: Path, tiny_s
         state = stack.follow("domain_llm", dag_run, timeout=600, echo=lambda _: None)
         assert state == "success"
         states = stack.task_states("domain_llm", dag_run)
-        sharded = ["quality", "dedup_signatures", "dedup", "pii", "compliance"]
-        skipped = [*sharded, *(f"{s}_shard[{i}]" for s in sharded for i in range(2)), "dedup_clusters", "base_model"]
+        shard_tasks = [f"{s}_shard[{i}]" for s in SHARDED_STAGES for i in range(2)]
+        skipped = [*(s for s in STAGE_NAMES if s != "ingest"), *shard_tasks]
         assert states == {"run_start": "success", "plan_shards": "success", "ingest": "success",
                           **dict.fromkeys(skipped, "skipped"), "run_finish": "success"}  # fmt: skip
         xcom = stack.get(f"/api/v2/dags/domain_llm/dagRuns/{dag_run}/taskInstances/ingest/xcomEntries/return_value")

@@ -85,6 +85,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     dec.add_argument("--ngram", type=int, help="words per n-gram (default 13)")
     dec.set_defaults(handler=lambda a: _standalone(a, "decontaminate", _decontam_step))
 
+    mix = data_sub.add_parser(
+        "mix", help="sample to the domain/general ratio, order by curriculum, group similar documents",
+        description="Example: domainllm data mix docs/ out/ --config mix.yaml (INPUT's `domain` column decides the group)",
+    )  # fmt: skip
+    _add_io(mix)
+    mix.add_argument("--config", help="YAML with the `data.mix` section's fields (defaults otherwise)")
+    mix.set_defaults(handler=lambda a: _standalone(a, "mix", _mix_step))
+
+    pk = data_sub.add_parser(
+        "pack", help="tokenize and pack into fixed-length sequences (input_ids, position_ids, doc_lens)",
+        description="Example: domainllm data pack docs.jsonl out/ --tokenizer models/base --seq-len 2048",
+    )  # fmt: skip
+    _add_io(pk)
+    pk.add_argument("--tokenizer", required=True, help="a Hugging Face tokenizer or model folder")
+    pk.add_argument("--seq-len", type=int, default=2048)
+    pk.set_defaults(handler=lambda a: _standalone(a, "pack", _pack_step))
+
     pii = data_sub.add_parser(
         "scrub-pii", help="replace PII with typed placeholders (<EMAIL>, <PHONE>, ...); report counts by type",
         description="Example: domainllm data scrub-pii docs.jsonl out/ --ner-model models/en_core_web_sm",
@@ -135,7 +152,7 @@ class _PiiSteps(_PerDocStep):
 
         counts = super().run(in_fs, in_dir, out_fs, out_dir)
         counts.update(self.step.counts())
-        write_pii_report(dict(counts), self.cfg, out_fs, out_dir)
+        write_pii_report(dict(counts), self.cfg, out_fs, out_dir, self.step.scrubber.detects_names)
         return counts
 
 
@@ -190,7 +207,7 @@ def _compliance_step(args: argparse.Namespace) -> _PerDocStep:
 class _DecontamStep(_PerDocStep):
     def run(self, in_fs, in_dir: str, out_fs, out_dir: str) -> Counter[str]:
         counts = super().run(in_fs, in_dir, out_fs, out_dir)
-        counts.update(self.step.counts())
+        counts.update({**self.step.counts(), **self.step.index.counts})
         return counts
 
 
@@ -210,6 +227,53 @@ def _decontam_step(args: argparse.Namespace) -> _DecontamStep:
     if not cfg.eval_sets:
         raise InputError("no evaluation sets: pass --eval-set NAME=PATH (or eval_sets in --config)")
     return _DecontamStep(Decontaminator(cfg), cfg)
+
+
+class _MixStep:
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+
+    def run(self, in_fs, in_dir: str, out_fs, out_dir: str) -> Counter[str]:
+        from domainllm.data.mix import build_mix
+        from domainllm.data.mix.report import write_mix_report
+
+        result = build_mix(self.cfg, {}, in_fs, in_dir, out_fs, out_dir)
+        write_mix_report(result, out_fs, out_dir)
+        return Counter({**result.counts, **{f"chars.{k}": v for k, v in result.chars_by_source.items()}})
+
+
+class _PackStep:
+    def __init__(self, cfg: Any, tokenizer: str) -> None:
+        self.cfg, self.tokenizer = cfg, tokenizer
+
+    def run(self, in_fs, in_dir: str, out_fs, out_dir: str) -> Counter[str]:
+        from transformers import AutoTokenizer
+
+        from domainllm.data.docs import iter_docs
+        from domainllm.data.pack import pack
+
+        try:
+            tok = AutoTokenizer.from_pretrained(self.tokenizer)
+        except OSError as exc:
+            raise InputError(f"--tokenizer {self.tokenizer}: not a tokenizer folder ({exc})") from None
+        result = pack(iter_docs(in_fs, in_dir, columns=("text", "source")), tok, self.cfg.seq_len, out_fs, out_dir,
+                      batch_docs=self.cfg.batch_docs, sequences_per_shard=self.cfg.sequences_per_shard)  # fmt: skip
+        return Counter({"sequences": result.sequences, "docs": result.docs, "tail_tokens_dropped": result.tail_tokens_dropped,
+                        **{f"tokens.{k}": v for k, v in result.tokens_by_source.items()}})  # fmt: skip
+
+
+def _mix_step(args: argparse.Namespace) -> _MixStep:
+    from domainllm.spec.mix import MixConfig
+
+    return _MixStep(_section(args, MixConfig, "data.mix"))
+
+
+def _pack_step(args: argparse.Namespace) -> _PackStep:
+    from domainllm.spec.pack import PackConfig
+
+    if not Path(args.tokenizer).is_dir():
+        raise InputError(f"--tokenizer {args.tokenizer}: no such folder (a Hugging Face tokenizer or model folder)")
+    return _PackStep(_validate(PackConfig, {"seq_len": args.seq_len}, "pack options"), str(Path(args.tokenizer).resolve()))
 
 
 def _pii_entities() -> tuple[str, ...]:

@@ -52,11 +52,13 @@ def _copy_tree(src_root: Path, dest: Path, keep, max_bytes: int) -> tuple[int, i
 def build_corpora(out: Path, *, max_domain_mb: float = 12.0, max_general_mb: float = 6.0) -> dict[str, object]:
     """Writes `out/perl/` (modules and POD), `out/python/` (stdlib sources) and
     `out/perl-synopses.jsonl` (module synopses, plus a few malformed lines on purpose so
-    the demo shows the quarantine). Deterministic for a given machine image; when `out`
+    the demo shows the quarantine) and `out/evals/perl-usage.jsonl` (an evaluation set of
+    usage examples taken from every 25th synopsis: the training data holds them, so the
+    decontamination stage has something to remove). Deterministic for a given machine image; when `out`
     already holds corpora built with the same limits it is left untouched, so source
     fingerprints (and therefore the pipeline's stages) stay up to date."""
     marker = out / "_corpora.json"
-    params = {"max_domain_mb": max_domain_mb, "max_general_mb": max_general_mb}
+    params = {"max_domain_mb": max_domain_mb, "max_general_mb": max_general_mb, "layout": 2}
     if marker.exists():
         previous = json.loads(marker.read_text())
         if previous.get("params") == params:
@@ -86,6 +88,7 @@ def build_corpora(out: Path, *, max_domain_mb: float = 12.0, max_general_mb: flo
     summary["python"] = {"files": got[0], "bytes": got[1]}
 
     records = 0
+    evals: list[dict] = []
     with open(out / "perl-synopses.jsonl", "wb") as fh:
         for pm in sorted((out / "perl").rglob("*.pm")):
             match = _SYNOPSIS.search(pm.read_text(encoding="utf-8", errors="replace"))
@@ -96,12 +99,20 @@ def build_corpora(out: Path, *, max_domain_mb: float = 12.0, max_general_mb: flo
             row = {"id": f"synopsis:{name}", "text": text, "module": name, "lang": "en"}
             fh.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
             records += 1
+            usage = match.group(2).strip()
+            if records % 25 == 0 and len(usage.split()) >= 20:
+                evals.append({"id": f"usage:{name}", "prompt": f"Show how to use the Perl module {name}.",
+                              "answer": usage})  # fmt: skip
         # Deliberately bad lines: the demo's quarantine shows what happens to them.
         fh.write(b'{"id": "broken-json", "text": "unterminated\n')
         fh.write(b'{"id": "no-text", "body": "the text field is missing"}\n')
         fh.write(b'{"id": "bad-utf8", "text": "caf\xe9 au lait"}\n')
         fh.write(b"\n")
     summary["perl-synopses"] = {"records": records, "bad_lines": 3}
+    (out / "evals").mkdir()
+    with open(out / "evals" / "perl-usage.jsonl", "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(e, ensure_ascii=False) + "\n" for e in evals)
+    summary["evals"] = {"perl-usage": len(evals)}
     marker.write_text(json.dumps({"params": params, "summary": summary}, sort_keys=True))
     log.info("demo corpora in %s: %s", out, summary)
     return summary

@@ -28,3 +28,6 @@ class DecontaminateStage(DocStepStage):
 
     def step_counts(self, step: Any) -> dict[str, int]:
         return step.counts()
+
+    def step_info(self, step: Any) -> dict[str, Any]:
+        return {"eval_sets": step.index.counts}

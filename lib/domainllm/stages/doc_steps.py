@@ -40,23 +40,29 @@ class DocStepStage:
         return spec.data.shards
 
     def step_counts(self, step: Any) -> dict[str, int]:
-        """Extra counts the step gathered (e.g. PII findings by type)."""
+        """Extra counts the step gathered, summed over shards (e.g. PII findings by type)."""
+        return {}
+
+    def step_info(self, step: Any) -> dict[str, Any]:
+        """Facts about the step's setup, the same in every shard (e.g. eval set sizes)."""
         return {}
 
     def run_shard(self, ctx: StageContext, shard: int, num_shards: int) -> StageResult:
         step = self.make_step(ctx)
         counts = run_step(step, ctx.layout.fs, ctx.upstream_dir(self.input_stage), ctx.out.fs, ctx.out.path,
                           shard_index=shard, num_shards=num_shards, compression=ctx.spec.data.ingest.compression)  # fmt: skip
-        return StageResult(counts={**counts, **self.step_counts(step)})
+        return StageResult(counts={**counts, **self.step_counts(step)}, info=self.step_info(step))
 
     def collect(self, ctx: StageContext, shards: list[Manifest]) -> StageResult:
         counts = dict(gather_shards(ctx, self.name, shards))
-        reports = self.write_report(ctx, counts)
+        info = {k: v for k, v in shards[0].info.items() if k not in ("shard", "num_shards")} if shards else {}
+        reports = self.write_report(ctx, counts, info)
         return StageResult(
             counts=counts,
             metrics={"removed_fraction": counts.get("removed", 0) / max(counts.get("docs_in", 0), 1)},
+            info=info,
             reports=reports,
         )
 
-    def write_report(self, ctx: StageContext, counts: dict[str, int]) -> list[str]:
+    def write_report(self, ctx: StageContext, counts: dict[str, int], info: dict[str, Any]) -> list[str]:
         return write_step_report(self.name, counts, ctx.out.fs, ctx.out.path)

@@ -33,5 +33,8 @@ class PiiStage(DocStepStage):
     def step_counts(self, step: Any) -> dict[str, int]:
         return step.counts()
 
-    def write_report(self, ctx: StageContext, counts: dict[str, int]) -> list[str]:
-        return write_pii_report(counts, ctx.spec.data.pii, ctx.out.fs, ctx.out.path)
+    def step_info(self, step: Any) -> dict[str, Any]:
+        return {"names_detected": step.scrubber.detects_names}
+
+    def write_report(self, ctx: StageContext, counts: dict[str, int], info: dict[str, Any]) -> list[str]:
+        return write_pii_report(counts, ctx.spec.data.pii, ctx.out.fs, ctx.out.path, bool(info.get("names_detected")))

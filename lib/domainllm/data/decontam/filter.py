@@ -43,4 +43,5 @@ class Decontaminator:
         return verdicts
 
     def counts(self) -> dict[str, int]:
-        return {**self.index.counts, **{f"contaminated.{k}": v for k, v in self.by_set.items()}}
+        """Removals per evaluation set."""
+        return {f"contaminated.{k}": v for k, v in self.by_set.items()}

@@ -73,6 +73,15 @@ def _uniform(doc_id: str, seed: int) -> float:
     return xxhash.xxh64_intdigest(f"{seed}\0{doc_id}".encode()) / 2.0**64
 
 
+def _record_task(metadata: str) -> str | None:
+    """A record's own `task` field (ingest keeps extra fields under `metadata.fields`)."""
+    if '"task"' not in metadata:
+        return None
+    meta = json.loads(metadata)
+    task = (meta.get("fields") or {}).get("task", meta.get("task"))
+    return task if isinstance(task, str) else None
+
+
 def scan(fs: fsspec.AbstractFileSystem, in_dir: str, cfg: MixConfig) -> Scan:
     cols = {k: [] for k in ("shard", "row", "source", "chars", "cost", "u")}
     feats: list = []
@@ -211,8 +220,7 @@ def build_mix(
             rows.update(zip(members.tolist(), table.to_pylist(), strict=True))
         for j, d in enumerate(chunk.tolist()):
             row = dict(rows[d])
-            meta_task = json.loads(row["metadata"]).get("task") if '"task"' in row["metadata"] else None
-            row.update(task=meta_task if isinstance(meta_task, str) else task_of.get(row["source"]),
+            row.update(task=_record_task(row["metadata"]) or task_of.get(row["source"]),
                        copy=int(copy[lo + j]), curriculum_stage=int(stage[lo + j]), group=int(group[lo + j]))  # fmt: skip
             writer.add(row, len(row["text"]))
             result.chars_by_source[row["source"]] += len(row["text"])

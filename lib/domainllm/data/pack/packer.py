@@ -40,7 +40,7 @@ class PackResult:
     tokens_by_source: Counter[str] = field(default_factory=Counter)
     docs: int = 0
     docs_split: int = 0
-    """Documents that continue across a sequence boundary."""
+    """Sequence boundaries that fall inside a document (the rest continues in the next sequence)."""
     tail_tokens_dropped: int = 0
 
 

@@ -12,8 +12,7 @@ from domainllm.plots import subplots, to_png
 from domainllm.spec.pii import PiiConfig
 
 
-def pii_summary(counts: dict[str, int], cfg: PiiConfig) -> dict:
-    names = bool(counts.get("names_detected"))
+def pii_summary(counts: dict[str, int], cfg: PiiConfig, names: bool) -> dict:
     not_detected = [] if names or "PERSON" not in cfg.entities else ["PERSON"]
     return {
         "found": {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("pii.")},
@@ -27,8 +26,9 @@ def pii_summary(counts: dict[str, int], cfg: PiiConfig) -> dict:
     }  # fmt: skip
 
 
-def write_pii_report(counts: dict[str, int], cfg: PiiConfig, fs: fsspec.AbstractFileSystem, out_dir: str) -> list[str]:
-    summary = pii_summary(counts, cfg)
+def write_pii_report(counts: dict[str, int], cfg: PiiConfig, fs: fsspec.AbstractFileSystem, out_dir: str,
+                     names_detected: bool) -> list[str]:  # fmt: skip
+    summary = pii_summary(counts, cfg, names_detected)
     with fs.open(join(out_dir, "report.json"), "wb") as fh:
         fh.write(json.dumps(summary, indent=2).encode() + b"\n")
     fig, axes = subplots(1, 2, figsize=(11, 4))

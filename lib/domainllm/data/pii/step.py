@@ -33,5 +33,4 @@ class PiiStep:
         return [None] * len(rows)
 
     def counts(self) -> dict[str, int]:
-        return {**{f"pii.{k}": v for k, v in self.found.items()}, "docs_with_pii": self.docs_with_pii,
-                "names_detected": int(self.scrubber.detects_names)}  # fmt: skip
+        return {**{f"pii.{k}": v for k, v in self.found.items()}, "docs_with_pii": self.docs_with_pii}

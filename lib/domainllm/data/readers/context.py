@@ -38,6 +38,7 @@ class ReadContext:
         record_id: str | None = None,
         extra: dict[str, Any] | None = None,
         raw: bytes | None = None,
+        domain: str | None = None,
     ) -> Doc | Reject:
         norm = self.normalizer(text)
         if not norm.text.strip():
@@ -53,7 +54,7 @@ class ReadContext:
             id=record_id if record_id is not None else self.doc_id(relpath, position),
             text=norm.text,
             source=self.source.name,
-            domain=self.source.domain,
+            domain=domain or self.source.domain,
             lang=lang or self.source.lang or "und",
             kind=kind,
             metadata=metadata,

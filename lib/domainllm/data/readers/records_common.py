@@ -28,11 +28,13 @@ def record_to_doc(ctx: ReadContext, record: Any, relpath: str, position: int, ra
             )
         record_id = str(record_id)
     lang = record.get("lang") if isinstance(record.get("lang"), str) else None
-    # Records that already carry our schema (a stage's output) keep their kind.
+    # Records that already carry our schema (a stage's output) keep their kind and domain.
     kind = record["kind"] if record.get("kind") in ("text", "code") else "text"
-    fields = {k: v for k, v in record.items() if k not in (src.text_field, src.id_field, "lang", "kind")}
+    domain = record["domain"] if record.get("domain") in ("domain", "general") else None
+    fields = {k: v for k, v in record.items() if k not in (src.text_field, src.id_field, "lang", "kind", "domain")}
     extra = {"fields": fields} if fields else None
-    return ctx.accept(text, relpath, position, kind=kind, lang=lang, record_id=record_id, extra=extra, raw=raw)
+    return ctx.accept(text, relpath, position, kind=kind, lang=lang, record_id=record_id, extra=extra, raw=raw,
+                      domain=domain)  # fmt: skip
 
 
 def row_raw(row: dict[str, Any]) -> bytes:
