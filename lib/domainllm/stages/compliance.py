@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import ClassVar
 
 from domainllm.artifacts.fs import folder_fingerprint
@@ -22,9 +24,11 @@ class ComplianceStage(DocStepStage):
         return spec.data.compliance
 
     def config(self, spec: Spec) -> dict:
-        # the merged lists, so editing a built-in list file reruns the stage
+        # a digest of the merged lists (editing a built-in list reruns the stage) rather than
+        # the lists themselves, which would flood the MLflow params
         lists = {k: v.model_dump(mode="json") for k, v in category_lists(spec.data.compliance).items()}
-        return {**super().config(spec), "lists": lists}
+        digest = hashlib.sha256(json.dumps(lists, sort_keys=True).encode()).hexdigest()[:16]
+        return {**super().config(spec), "lists_digest": digest}
 
     def external_inputs(self, spec: Spec) -> dict[str, str]:
         inputs = {f"list:{name}": folder_fingerprint(bl.path) for name, bl in spec.data.compliance.categories.items() if bl.path}

@@ -54,9 +54,22 @@ def luhn_ok(digits: str) -> bool:
 _CARD_PREFIX = re.compile(r"4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[689])|6(?:011|5|4[4-9]|2)|35")
 
 
-def _card_ok(value: str, _m: re.Match[str]) -> bool:
+_CARD_GROUPS = re.compile(r"\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?|\d{4}([ -])\d{6}\2\d{5}")
+"""How cards are written: digits only, 4-4-4-4(-3), or 4-6-5 (Amex)."""
+
+
+def _card_ok(value: str, m: re.Match[str]) -> bool:
     digits = re.sub(r"[ -]", "", value)
-    return 13 <= len(digits) <= 19 and bool(_CARD_PREFIX.match(digits)) and luhn_ok(digits)
+    if not (13 <= len(digits) <= 19 and _CARD_GROUPS.fullmatch(value) and _CARD_PREFIX.match(digits)):
+        return False
+    text, start, end = m.string, m.start(), m.end()
+    if _NUMBER_BEFORE.search(text, max(0, start - 10), start) or _NUMBER_AFTER.match(text, end, end + 10):
+        return False  # one run of a table of numbers (Unicode charts, hex dumps), not a card
+    return luhn_ok(digits)
+
+
+_NUMBER_BEFORE = re.compile(r"(?<![A-Za-z0-9_])(?=[0-9A-Fa-f]*\d)[0-9A-Fa-f]{2,8}[ -]$")
+_NUMBER_AFTER = re.compile(r"[ -](?=[0-9A-Fa-f]*\d)[0-9A-Fa-f]{2,8}(?![A-Za-z0-9_])")
 
 
 _CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -79,6 +92,19 @@ def _ssn_ok(value: str, _m: re.Match[str]) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
+_NOT_PERSONAL_V4 = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
+_NOT_PERSONAL_V6 = [ipaddress.ip_network("2001:db8::/32")]
+
+
+def _personal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Loopback, unspecified, multicast, reserved and documentation addresses (127.0.0.1,
+    ::1, 0.0.0.0, 192.0.2.x, 2001:db8::) identify nobody and are everywhere in code; they
+    stay. Public and private (internal network) addresses are replaced."""
+    if ip.is_loopback or ip.is_unspecified or ip.is_multicast or ip.is_reserved or ip.is_link_local:
+        return False
+    return not any(ip in net for net in (_NOT_PERSONAL_V4 if ip.version == 4 else _NOT_PERSONAL_V6))
+
+
 def _ipv4_ok(value: str, m: re.Match[str]) -> bool:
     if any(len(p) > 1 and p[0] == "0" for p in value.split(".")):
         return False  # 01.02.03.04 is a version or a date, not how addresses are written
@@ -86,10 +112,9 @@ def _ipv4_ok(value: str, m: re.Match[str]) -> bool:
     if re.search(r"(?:\bv|version|ver\.?)\s*$", before):
         return False  # v1.2.3.4, version 10.0.0.1
     try:
-        ipaddress.IPv4Address(value)
+        return _personal(ipaddress.IPv4Address(value))
     except ValueError:
         return False
-    return True
 
 
 _USERINFO = re.compile(r"://[^\s:/@]{1,64}:$")
@@ -104,26 +129,32 @@ def _ipv6_ok(value: str, _m: re.Match[str]) -> bool:
     if value.count(":") < 2 or not any(c.isdigit() for c in value):
         return False  # "dead::beef", C++/Perl "Foo::Bar" look-alikes
     try:
-        ipaddress.IPv6Address(value)
+        return _personal(ipaddress.IPv6Address(value))
     except ValueError:
         return False
-    return True
 
 
 _NOT_SECRET = {"none", "null", "nil", "true", "false", "undefined", "str", "string", "bytes", "int", "required",
                "optional", "changeme", "password", "secret", "xxxxxxxx", "********", "your_password", "your-password",
-               "example", "redacted", "hidden"}  # fmt: skip
-_IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*(?:\(.*\))?")
+               "example", "redacted", "hidden", "pass", "passwd", "pwd", "user", "username", "xxx", "***"}  # fmt: skip
+_IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*")
+_CODE = re.compile(r"[()\[\]{}]|::|->|\$\w|^\d+(?:\.\d+)+$")
+"""Unquoted values that are code, not secrets: calls, indexing, blocks, `Foo::bar`, `$x->y`,
+variables; and version numbers (`'1.302103'` after `Test2::Event::Pass =>`)."""
 
 
 def _value_ok(value: str, quoted: bool, random_min: int = 16) -> bool:
     v = value.strip()
     if not v or v.lower() in _NOT_SECRET or set(v) <= {"*", "x", "X", ".", "-"}:
         return False  # placeholders and masks
-    if v.startswith(("$", "%(", "${", "{{", "<", "@", "ENV[", "os.")):
+    if v.startswith(("$", "%(", "${", "{{", "<", "@", "ENV[", "os.", ",")):
         return False  # references to where the secret lives, not the secret
+    if re.fullmatch(r"\d+(?:\.\d+)+", v):
+        return False  # a version number
     if quoted:
-        return True
+        return not re.search(r"\$\w|->", v)  # interpolated code: "Token: ", $token->dump, "
+    if _CODE.search(v):
+        return False
     # unquoted: a config value, not code (`token = tokenizer.encode(x)`, `password: str`)
     if not _IDENTIFIER.fullmatch(v) or any(c.isdigit() for c in v):
         return True
@@ -135,15 +166,17 @@ _SECRET_KEYS = (r"api[_-]?key|apikey|api[_-]?secret|secret[_-]?key|secret|access
                 r"auth[_-]?token|bearer[_-]?token|refresh[_-]?token|client[_-]?secret|private[_-]?key|token|"
                 r"aws_secret_access_key")  # fmt: skip
 _PASSWORD_KEYS = r"password|passwd|passwort|pass_?word|pwd|db_?pass|pass|密码"
-_ASSIGN = r"\b[\"']?\s*(?:[:=]|=>|:=|：)\s*"
+_ASSIGN = r"\b[\"']?[ \t]*(?:[:=]|=>|:=|：)[ \t]*"
 
 
-def _assignment(keys: str, quoted_min: int, unquoted_min: int) -> re.Pattern[str]:
+def _assignment(keys: str, quoted_min: int, unquoted_min: int, spaces: bool) -> re.Pattern[str]:
     """`key = "value"` (quoted) or `key: value` (unquoted) in code, config and prose; the
-    value is group `v`, and group `q` holds the quote when there is one."""
+    value is group `v`, and group `q` holds the quote when there is one. Not a key that is
+    part of a name (`Test2::Event::Pass`, `$obj->token`)."""
+    quoted = r"[^\"'`\n]" if spaces else r"[^\"'`\s]"
     return re.compile(
-        rf"(?i)(?:\b|_)(?:{keys}){_ASSIGN}"
-        rf"(?:(?P<q>[\"'`])(?P<v>[^\"'`\n]{{{quoted_min},200}}?)(?P=q)|(?P<u>[^\s\"'`,;]{{{unquoted_min},200}}))"
+        rf"(?i)(?<!::)(?<!->)(?:\b|_)(?:{keys}){_ASSIGN}"
+        rf"(?:(?P<q>[\"'`])(?P<v>{quoted}{{{quoted_min},200}}?)(?P=q)|(?P<u>[^\s\"'`,;]{{{unquoted_min},200}}))"
     )
 
 
@@ -194,14 +227,15 @@ DETECTORS: tuple[Detector, ...] = (
         ),
     ),
     # generic secrets and passwords assigned in code and config; only the value is replaced
-    _Assignment("API_KEY", _assignment(_SECRET_KEYS, 8, 12),
+    _Assignment("API_KEY", _assignment(_SECRET_KEYS, 8, 12, spaces=False),
                 hint=lambda t: "key" in t or "secret" in t or "token" in t),  # fmt: skip
-    _Assignment("PASSWORD", _assignment(_PASSWORD_KEYS, 1, 3),
+    _Assignment("PASSWORD", _assignment(_PASSWORD_KEYS, 1, 3, spaces=True),
                 hint=lambda t: "pass" in t or "pwd" in t or "密码" in t, random_min=8),  # fmt: skip
     Detector(
         "PASSWORD",  # credentials in URLs: scheme://user:password@host
         re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@]{1,64}:(?P<v>[^\s/@]{1,128})@[\w.-]+"),
         group="v",
+        valid=lambda v, m: v.lower() not in _NOT_SECRET and not v.startswith(("$", "{", "<", "%")),
         hint=lambda t: "://" in t,
     ),
     Detector(
@@ -225,9 +259,9 @@ DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "PHONE",  # international: +CC then 6-14 digits in groups
-        re.compile(r"(?<![A-Za-z0-9_+])(?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){2,6}(?![A-Za-z0-9_-])"),
-        valid=lambda v, m: 8 <= sum(c.isdigit() for c in v) <= 15,
-        hint=lambda t: "+" in t or "00" in t,
+        re.compile(r"(?<![A-Za-z0-9_+.])\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){2,6}(?![A-Za-z0-9_.-])"),
+        valid=lambda v, m: 8 <= sum(c.isdigit() for c in v) <= 15 and not re.fullmatch(r"\+\d+\.\d+", v),
+        hint=lambda t: "+" in t,
     ),
     Detector(
         "PHONE",  # North American: (555) 123-4567, 555-123-4567, 555.123.4567, 1-800-555-0199
@@ -235,7 +269,7 @@ DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "IP_ADDRESS",
-        re.compile(r"(?<![A-Za-z0-9_.])(?:\d{1,3}\.){3}\d{1,3}(?![A-Za-z0-9_.]|\.\d)"),
+        re.compile(r"(?<![A-Za-z0-9_.-])(?:\d{1,3}\.){3}\d{1,3}(?![A-Za-z0-9_.]|\.\d)"),
         valid=_ipv4_ok,
     ),
     Detector(

@@ -89,14 +89,18 @@ def email(rng: random.Random) -> str:
 
 
 def ipv4(rng: random.Random) -> str:
-    return ".".join(str(rng.randint(1, 254)) for _ in range(4))
+    """A public or private (internal) address: loopback, multicast, reserved and documentation
+    ranges are look-alikes, not PII."""
+    first = rng.choice([n for n in range(1, 224) if n not in (127, 169)])
+    return ".".join([str(first), *(str(rng.randint(0, 254)) for _ in range(2)), str(rng.randint(1, 254))])
 
 
 def ipv6(rng: random.Random) -> str:
-    groups = [f"{rng.randint(0, 0xFFFF):x}" for _ in range(8)]
+    groups = [f"{rng.randint(0, 0xFFFF):x}" for _ in range(7)]
+    prefix = rng.choice(["2a00", "2607", "2400", "fd12"])  # global unicast and unique-local
     if rng.random() < 0.5:
-        return "fe80::" + ":".join(groups[:4])
-    return ":".join(groups)
+        return f"{prefix}:{groups[0]}::" + ":".join(groups[1:4])
+    return ":".join([prefix, *groups])
 
 
 def _token(rng: random.Random, n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
@@ -143,6 +147,8 @@ def lookalike(rng: random.Random) -> str:
         f"{rng.uniform(-90, 90):.4f}, {rng.uniform(-180, 180):.4f}",  # coordinates
         f">={rng.randint(1, 3)}.{rng.randint(0, 9)},<{rng.randint(4, 9)}", f"0x{_token(rng, 8, '0123456789abcdef')}",
         f"{rng.randint(100, 999)} {rng.randint(100, 999)} {rng.randint(100, 999)}",  # grouped counts
+        rng.choice(["127.0.0.1", "0.0.0.0", "::1", "192.0.2.17", "2001:db8::1", "224.0.0.251"]),  # not personal
+        f"+{rng.randint(1, 99)}.{rng.randint(1, 999)}",  # signed decimal
     ])  # fmt: skip
 
 
