@@ -19,7 +19,8 @@ Each step of each tool runs in its own process pinned to one CPU (thread pools s
 its time and its peak RSS (wait4's ru_maxrss, the process and its children) are its own:
 
 - ours: write_signatures -> find_duplicates (+ write duplicates.parquet) -> run_step(DuplicateFilter),
-  DedupConfig(threshold=--threshold, num_perm=--num-perm), other settings default (verify on);
+  DedupConfig(threshold=--threshold, num_perm=--num-perm), other settings default (verify on
+  unless --no-verify);
 - datatrove: MinhashDedupSignature -> MinhashDedupBuckets -> MinhashDedupCluster ->
   MinhashDedupFilter with MinhashConfig() defaults (5-grams, 14 buckets x 8 hashes, no
   verification), LocalPipelineExecutor workers=1 (bench/_datatrove_minhash.py);
@@ -135,7 +136,8 @@ def measured(cmd: list[str], log: Path, cpu: int) -> tuple[float, int, str]:
     return wall, round(maxrss_kb / 1024), stdout
 
 
-def ours_step(step: str, docs: str, work: str, threshold: float, num_perm: int) -> None:
+def ours_step(step: str, docs: str, work: str, threshold: float, num_perm: int, verify: bool = True,
+              ngram: int = 5) -> None:  # fmt: skip
     """One step of our pipeline in this process; prints {"seconds", "counts"} as JSON."""
     import fsspec
     import pyarrow.parquet as pq
@@ -146,7 +148,7 @@ def ours_step(step: str, docs: str, work: str, threshold: float, num_perm: int) 
     from domainllm.data.steps import run_step
     from domainllm.spec.dedup import DedupConfig
 
-    cfg = DedupConfig(threshold=threshold, num_perm=num_perm)
+    cfg = DedupConfig(threshold=threshold, num_perm=num_perm, verify=verify, ngram=ngram)
     fs = fsspec.filesystem("file")
     if step == "signatures":
         a, b = permutations(cfg.num_perm, cfg.seed)
@@ -171,7 +173,8 @@ def run_ours(root: Path, work: Path, args: argparse.Namespace, cpu: int) -> dict
     steps = {}
     for step in ("signatures", "clusters", "filter"):
         cmd = [sys.executable, __file__, "--step", step, "--step-docs", str(root / "docs"), "--step-work", str(work),
-               "--threshold", str(args.threshold), "--num-perm", str(args.num_perm)]  # fmt: skip
+               "--threshold", str(args.threshold), "--num-perm", str(args.num_perm),
+               "--ngram", str(args.ngram), *(["--no-verify"] if args.no_verify else [])]  # fmt: skip
         wall, rss, out = measured(cmd, work / f"ours-{step}.log", cpu)
         steps[step] = {"wall": wall, "rss_mb": rss, **json.loads(out)}
         print(f"  ours {step}: {steps[step]['seconds']:.1f} s, {rss} MiB", file=sys.stderr)
@@ -270,6 +273,8 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.8)
     ap.add_argument("--num-perm", type=int, default=128)
     ap.add_argument("--only-ours", action="store_true", help="skip datatrove")
+    ap.add_argument("--no-verify", action="store_true", help="ours without exact Jaccard verification (like datatrove)")
+    ap.add_argument("--ngram", type=int, default=5, help="ours: words per shingle")
     ap.add_argument(
         "--prepare-only", action="store_true", help="build the data set under bench/.data/ and stop"
     )
@@ -280,7 +285,8 @@ def main() -> None:
     ap.add_argument("--step-work", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.step:
-        ours_step(args.step, args.step_docs, args.step_work, args.threshold, args.num_perm)
+        ours_step(args.step, args.step_docs, args.step_work, args.threshold, args.num_perm, not args.no_verify,
+                  args.ngram)  # fmt: skip
         return
     if not args.only_ours and not args.prepare_only and not DATATROVE_PY.exists():
         sys.exit(f"{DATATROVE_PY} not found; see this script's docstring for the setup, or pass --only-ours")

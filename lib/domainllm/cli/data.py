@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     dd = step("dedup", "exact + MinHash LSH near-dedup; removed docs to OUTPUT/removed/ with duplicate_of",
               "domainllm data dedup docs.jsonl out/ --threshold 0.8", steps.dedup, "data.dedup")  # fmt: skip
     dd.add_argument("--threshold", type=float, help="Jaccard similarity threshold (default 0.8)")
-    dd.add_argument("--ngram", type=int, help="words per shingle (default 5)")
+    dd.add_argument("--ngram", type=int, help="words per shingle (default 3)")
     dd.add_argument("--num-perm", type=int, help="MinHash permutations (default 128)")
     dd.add_argument("--no-verify", action="store_true", help="skip exact Jaccard verification of candidate pairs")
     pii = step("scrub-pii", "replace PII with typed placeholders (<EMAIL>, <PHONE>, ...); report counts by type",

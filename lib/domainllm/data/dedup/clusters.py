@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from domainllm.data.dedup.graph import connected_components, star_edges
-from domainllm.data.dedup.minhash import shingles
+from domainllm.data.decontam.ngrams import ngram_hashes
+from domainllm.data.dedup.graph import connected_components, jaccard_pairs, star_edges
 from domainllm.data.dedup.signatures import bands_rows
 from domainllm.data.docs import shard_paths
 from domainllm.progress import Progress
@@ -76,23 +76,41 @@ def _keys(fs: fsspec.AbstractFileSystem, paths: list[str]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
+def _shingle_sets(
+    cfg: DedupConfig, fs: fsspec.AbstractFileSystem, doc_paths: list[str], keys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(flat, offsets): each document's sorted, unique 64-bit shingle hashes, in `keys`
+    order (keys sorted). One shard's texts in memory at a time; 8 bytes a shingle kept."""
+    parts, counts = [], []
+    for shard in np.unique(keys >> 32).tolist():
+        sel = keys[(keys >> 32) == shard]
+        with fs.open(doc_paths[shard], "rb") as fh:
+            texts = pq.read_table(fh, columns=["text"]).column(0).take(pa.array(sel & 0xFFFFFFFF)).to_pylist()
+        hashes, ends, _ = ngram_hashes(texts, [cfg.ngram], whole_max=cfg.ngram - 1)
+        start = 0
+        for end in ends.tolist():
+            unique = np.unique(hashes[start:end])
+            parts.append(unique)
+            counts.append(len(unique))
+            start = end
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return (np.concatenate(parts) if parts else np.empty(0, np.uint64)), offsets
+
+
 def _verify(
     edges: np.ndarray,
     cfg: DedupConfig,
     docs_fs: fsspec.AbstractFileSystem,
     doc_paths: list[str],
 ) -> np.ndarray:
-    """Keep the candidate pairs whose exact Jaccard similarity reaches the threshold."""
-    sets = {
-        key: frozenset(shingles(text, cfg.ngram))
-        for key, text in _take(docs_fs, doc_paths, np.unique(edges), "text").items()
-    }
-    keep = np.zeros(len(edges), dtype=bool)
-    for i, (x, y) in enumerate(edges.tolist()):
-        sx, sy = sets[x], sets[y]
-        union = len(sx | sy)
-        keep[i] = union > 0 and len(sx & sy) / union >= cfg.threshold
-    return edges[keep]
+    """Keep the candidate pairs whose exact Jaccard similarity (over the same shingles the
+    signatures hash) reaches the threshold. Compiled: sorted hash arrays, merged pairwise."""
+    needed = np.unique(edges)
+    flat, offsets = _shingle_sets(cfg, docs_fs, doc_paths, needed)
+    a = np.searchsorted(needed, edges[:, 0])
+    b = np.searchsorted(needed, edges[:, 1])
+    return edges[jaccard_pairs(flat, offsets, a, b) >= cfg.threshold]
 
 
 def _same_text(exact_hash: np.ndarray, keys: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

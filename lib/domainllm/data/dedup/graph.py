@@ -1,7 +1,9 @@
-"""Graph helpers for clustering: star edges from equal keys, connected components."""
+"""Graph helpers for clustering: star edges from equal keys, connected components, and
+the exact Jaccard similarity of candidate pairs."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 
@@ -32,3 +34,26 @@ def connected_components(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return nodes, labels
 
 
+
+
+@numba.njit(cache=True, nogil=True)
+def jaccard_pairs(flat, offsets, a, b):  # pragma: no cover - compiled
+    """Jaccard similarity of sets a[i] and b[i], each a sorted unique slice of `flat`."""
+    out = np.zeros(a.shape[0], dtype=np.float64)
+    for i in range(a.shape[0]):
+        x, xe = offsets[a[i]], offsets[a[i] + 1]
+        y, ye = offsets[b[i]], offsets[b[i] + 1]
+        total = (xe - x) + (ye - y)
+        inter = 0
+        while x < xe and y < ye:
+            if flat[x] == flat[y]:
+                inter += 1
+                x += 1
+                y += 1
+            elif flat[x] < flat[y]:
+                x += 1
+            else:
+                y += 1
+        union = total - inter
+        out[i] = inter / union if union > 0 else 0.0
+    return out

@@ -1,4 +1,4 @@
-"""MinHash signatures, compiled: equal to datasketch's, about 100x faster.
+"""MinHash signatures, compiled: equal to datasketch's, 40-50x faster on ~400-character documents.
 
 A signature value k of a document is `min over shingles s of (a_k * fmix32(xxh32(s)) + b_k)
 mod 2^32`: exactly datasketch's `MinHash(num_perm, seed, hashfunc=xxh32)` with its default

@@ -95,3 +95,29 @@ def test_bands_and_rows_must_fit(tmp_path: Path) -> None:
         DedupConfig(bands=20, rows=10, num_perm=128)
     with pytest.raises(ValueError, match="set both"):
         DedupConfig(bands=20)
+
+
+def test_compiled_jaccard_equals_the_set_definition() -> None:
+    import random
+
+    import numpy as np
+
+    from domainllm.data.decontam.ngrams import ngram_hashes
+    from domainllm.data.dedup.graph import jaccard_pairs
+    from domainllm.data.dedup.minhash import shingles
+
+    rng = random.Random(4)
+    words = ["alpha", "Beta,", "gamma", "delta!", "eps", "zeta", "eta", "theta"]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 40))) for _ in range(60)]
+    hashes, ends, _ = ngram_hashes(texts, [5], whole_max=4)
+    parts, start = [], 0
+    for end in ends.tolist():
+        parts.append(np.unique(hashes[start:end]))
+        start = end
+    offsets = np.cumsum([0] + [len(p) for p in parts])
+    a = np.array([rng.randrange(60) for _ in range(200)])
+    b = np.array([rng.randrange(60) for _ in range(200)])
+    got = jaccard_pairs(np.concatenate(parts), offsets, a, b)
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        sx, sy = set(shingles(texts[x], 5)), set(shingles(texts[y], 5))
+        assert got[i] == pytest.approx(len(sx & sy) / len(sx | sy))
