@@ -9,7 +9,7 @@ sets NUMBA_NUM_THREADS / OMP / MKL / OpenBLAS threads to 1 before importing numb
 
 Ours is timed in batches of 4096 texts (what `write_signatures` feeds it), after a warm-up
 call that loads (or compiles) the numba cache; the best of `--repeats` passes is reported,
-with the share spent packing the texts into one UTF-8 buffer (`_pack`, plain Python).
+with the share spent packing the texts into one UTF-8 buffer (`pack_texts`, plain Python).
 datasketch is timed on a smaller sample with the same hash function
 (`MinHash(num_perm, seed, hashfunc=xxhash.xxh32_intdigest)`, `update_batch`), once with our
 Python `shingles()` included and once on pre-built shingles. The equality check compares
@@ -57,7 +57,8 @@ def load_texts(n: int, min_words: int, max_words: int, seed: int) -> list[str]:
 
 
 def time_ours(texts: list[str], num_perm: int, repeats: int) -> dict[str, float]:
-    from domainllm.data.dedup.minhash import _pack, permutations, signatures
+    from domainllm.data.dedup.minhash import permutations, signatures
+    from domainllm.data.hashing import pack_texts as _pack
 
     a, b = permutations(num_perm, 1)
     signatures(texts[:10], a, b)  # load or compile the numba cache

@@ -5,6 +5,7 @@ STAGE_IMAGES: dict[str, str] = {
     "ingest": "worker",
     "quality": "worker",
     "dedup_signatures": "worker",
+    "dedup_buckets": "worker",
     "dedup_clusters": "worker",
     "dedup": "worker",
     "pii": "worker",
@@ -24,7 +25,8 @@ STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
     "ingest": (),
     "quality": ("ingest",),
     "dedup_signatures": ("quality",),
-    "dedup_clusters": ("quality", "dedup_signatures"),
+    "dedup_buckets": ("dedup_signatures",),
+    "dedup_clusters": ("quality", "dedup_signatures", "dedup_buckets"),
     "dedup": ("quality", "dedup_clusters"),
     "pii": ("dedup",),
     "compliance": ("pii",),
@@ -35,5 +37,5 @@ STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
     "data_report": ("ingest", "quality", "dedup_clusters", "dedup", "pii", "compliance", "decontaminate", "mix", "pack"),
 }
 
-SHARDED_STAGES: frozenset[str] = frozenset({"quality", "dedup_signatures", "dedup", "pii", "compliance", "decontaminate"})
+SHARDED_STAGES: frozenset[str] = frozenset({"quality", "dedup_signatures", "dedup_buckets", "dedup", "pii", "compliance", "decontaminate"})
 """Stages that run as one task per shard (`data.shards`) plus a collect task."""

@@ -11,6 +11,7 @@ _IMPLEMENTATIONS = {
     "ingest": "domainllm.stages.ingest:IngestStage",
     "quality": "domainllm.stages.quality:QualityStage",
     "dedup_signatures": "domainllm.stages.dedup:DedupSignaturesStage",
+    "dedup_buckets": "domainllm.stages.dedup:DedupBucketsStage",
     "dedup_clusters": "domainllm.stages.dedup:DedupClustersStage",
     "dedup": "domainllm.stages.dedup:DedupStage",
     "pii": "domainllm.stages.pii:PiiStage",

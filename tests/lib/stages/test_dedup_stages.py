@@ -50,6 +50,8 @@ def test_shard_tasks_then_collect(home: Path, corpora: Path, tmp_path: Path) -> 
     assert not Path(layout.shards_root("dedup_signatures")).exists()
     assert run_stage(spec, "dedup_signatures", "d", shard=0).skipped  # stage already published
 
+    buckets = run_stage(spec, "dedup_buckets", "d").manifest  # sharded by band
+    assert sum(o.path.startswith("edges-band-") for o in buckets.outputs) == buckets.counts["bands_done"] > 1
     clusters = run_stage(spec, "dedup_clusters", "d").manifest
     dedup = run_stage(spec, "dedup", "d").manifest  # runs both shards in-process, then collects
     assert dedup.counts["docs_in"] == dedup.counts["docs_out"] + dedup.counts["removed"]
@@ -70,7 +72,7 @@ def test_output_does_not_depend_on_the_shard_count(home: Path, corpora: Path, tm
     for shards in (1, 3):
         spec = load_spec(small_shards_spec(corpora, tmp_path / f"spec{shards}.yaml", shards=shards))
         run_id = f"s{shards}"
-        for stage in ("ingest", "quality", "dedup_signatures", "dedup_clusters", "dedup"):
+        for stage in ("ingest", "quality", "dedup_signatures", "dedup_buckets", "dedup_clusters", "dedup"):
             run_stage(spec, stage, run_id)
         m = RunLayout(spec.artifact_root, run_id).read_manifest("dedup")
         digests[shards] = {o.path: o.sha256 for o in m.outputs if o.path.endswith(".parquet")}

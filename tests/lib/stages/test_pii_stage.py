@@ -27,7 +27,7 @@ def test_pii_stage_scrubs_and_reports_counts_only(home: Path, corpora: Path, tmp
     doc["sources"].append({"name": "notes", "path": str(notes), "domain": "domain", "lang": "en"})
     doc["data"] = {**doc["data"], "quality": {"skip_sources": ["notes"]}}
     spec = load_spec(write_spec(tmp_path / "spec.yaml", doc))
-    for stage in ("ingest", "quality", "dedup_signatures", "dedup_clusters", "dedup"):
+    for stage in ("ingest", "quality", "dedup_signatures", "dedup_buckets", "dedup_clusters", "dedup"):
         run_stage(spec, stage, "p")
     m = run_stage(spec, "pii", "p").manifest
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from domainllm.data.decontam.index import EvalIndex, build_index
-from domainllm.data.decontam.ngrams import ngram_hashes
+from domainllm.data.ngrams import ngram_hashes
 from domainllm.data.records import Removal
 from domainllm.spec.decontam import DecontamConfig
 

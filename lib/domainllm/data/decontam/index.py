@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from domainllm.artifacts.fs import url_to_fs
-from domainllm.data.decontam.ngrams import ngram_hashes
+from domainllm.data.ngrams import ngram_hashes
 from domainllm.data.records import InputError
 from domainllm.spec.decontam import DecontamConfig, EvalSet
 

@@ -23,10 +23,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from domainllm.data.decontam.ngrams import ngram_hashes
 from domainllm.data.dedup.graph import connected_components, jaccard_pairs, star_edges
 from domainllm.data.dedup.signatures import bands_rows
 from domainllm.data.docs import shard_paths
+from domainllm.data.ngrams import ngram_hashes
 from domainllm.progress import Progress
 from domainllm.spec.dedup import DedupConfig
 
@@ -129,14 +129,72 @@ def _take(fs: fsspec.AbstractFileSystem, doc_paths: list[str], keys: np.ndarray,
     return out
 
 
+EDGES_SCHEMA = pa.schema([pa.field("a", pa.int64(), nullable=False), pa.field("b", pa.int64(), nullable=False)])
+
+
+def _edge_file(band: int | None) -> str:
+    return "edges-exact.parquet" if band is None else f"edges-band-{band:04d}.parquet"
+
+
+def write_bucket_edges(
+    cfg: DedupConfig,
+    sig_fs: fsspec.AbstractFileSystem,
+    sig_dir: str,
+    out_fs: fsspec.AbstractFileSystem,
+    out_dir: str,
+    *,
+    shard_index: int = 0,
+    num_shards: int = 1,
+) -> dict[str, int]:
+    """Stage 2 of dedup (sharded by band): for the bands this worker owns
+    (`band % num_shards == shard_index`; worker 0 also does exact-text hashes), group the
+    documents by band key and write the star edges of every bucket, one file per band.
+    Memory: one band column of the corpus (16 bytes a document) at a time."""
+    sig_paths = shard_paths(sig_fs, sig_dir)
+    bands, _ = bands_rows(cfg)
+    keys = _keys(sig_fs, sig_paths)
+    counts: Counter[str] = Counter()
+    out_fs.makedirs(out_dir, exist_ok=True)
+    jobs: list[int | None] = [b for b in range(bands) if b % num_shards == shard_index] if cfg.near else []
+    if cfg.exact and shard_index == 0:
+        jobs.insert(0, None)
+    has_shingles = _column(sig_fs, sig_paths, "shingles") > 0 if cfg.near and len(keys) else None
+    progress = Progress(log, "dedup buckets")
+    for band in jobs:
+        if band is None:
+            edges = star_edges(_column(sig_fs, sig_paths, "exact"), keys)
+            counts["exact_pairs"] += len(edges)
+        else:
+            values = _column(sig_fs, sig_paths, f"band_{band}")
+            edges = star_edges(values[has_shingles], keys[has_shingles])
+            counts["band_pairs"] += len(edges)
+        table = pa.table({"a": pa.array(edges[:, 0], pa.int64()), "b": pa.array(edges[:, 1], pa.int64())}, schema=EDGES_SCHEMA)
+        with out_fs.open(f"{out_dir}/{_edge_file(band)}", "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+        counts["bands_done"] += band is not None
+        progress.update(bands=counts["bands_done"], pairs=counts["band_pairs"])
+    return dict(counts)
+
+
+def _read_edges(fs: fsspec.AbstractFileSystem, folder: str, pattern: str) -> np.ndarray:
+    parts = []
+    for path in sorted(fs.glob(f"{folder}/{pattern}")):
+        with fs.open(path, "rb") as fh:
+            t = pq.read_table(fh)
+        parts.append(np.stack([t.column("a").to_numpy(), t.column("b").to_numpy()], axis=1))
+    return np.concatenate(parts) if parts else np.empty((0, 2), np.int64)
+
+
 def find_duplicates(
     cfg: DedupConfig,
     sig_fs: fsspec.AbstractFileSystem,
     sig_dir: str,
     docs_fs: fsspec.AbstractFileSystem,
     docs_dir: str,
+    edges_dir: str | None = None,
 ) -> DedupResult:
-    """Which documents of `docs_dir` to remove, from the signatures in `sig_dir`."""
+    """Stage 3 of dedup: which documents of `docs_dir` to remove. Reads the bucket edges
+    from `edges_dir` (the sharded bucket stage's output); without it, computes them here."""
     sig_paths = shard_paths(sig_fs, sig_dir)
     doc_paths = shard_paths(docs_fs, docs_dir)
     names = [p.rsplit("/", 1)[-1] for p in sig_paths]
@@ -148,23 +206,26 @@ def find_duplicates(
     bands, rows = bands_rows(cfg)
     keys = _keys(sig_fs, sig_paths)
     counts: Counter[str] = Counter(docs=len(keys), bands=bands, rows=rows)
-    progress = Progress(log, "dedup clusters")
-    edge_parts = []
+    if edges_dir is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="domainllm-edges-") as tmp:
+            local = fsspec.filesystem("file")
+            counts.update(write_bucket_edges(cfg, sig_fs, sig_dir, local, tmp))
+            exact_edges, near = _read_edges(local, tmp, "edges-exact.parquet"), _read_edges(local, tmp, "edges-band-*")
+    else:
+        exact_edges = _read_edges(sig_fs, edges_dir, "edges-exact.parquet")
+        near = _read_edges(sig_fs, edges_dir, "edges-band-*")
+    counts.pop("bands_done", None)
+    counts.pop("band_pairs", None)
     exact_hash = _column(sig_fs, sig_paths, "exact")
-    if cfg.exact and len(keys):
-        exact_edges = star_edges(exact_hash, keys)
+    edge_parts = []
+    if cfg.exact:
         counts["exact_pairs"] = len(exact_edges)
         edge_parts.append(exact_edges)
-    if cfg.near and len(keys):
-        has_shingles = _column(sig_fs, sig_paths, "shingles") > 0
-        near_parts = []
-        for band in range(bands):
-            values = _column(sig_fs, sig_paths, f"band_{band}")
-            band_edges = star_edges(values[has_shingles], keys[has_shingles])
-            near_parts.append(band_edges)
-            progress.update(band=band + 1, candidate_edges=sum(len(e) for e in near_parts))
-        near = np.unique(np.concatenate(near_parts), axis=0) if near_parts else np.empty((0, 2), np.int64)
-        if cfg.exact and len(near):  # pairs already linked by exact text need no check
+    if cfg.near and len(near):
+        near = np.unique(near, axis=0)
+        if cfg.exact:  # pairs already linked by exact text need no check
             near = near[~_same_text(exact_hash, keys, near[:, 0], near[:, 1])]
         counts["candidate_pairs"] = len(near)
         if cfg.verify and len(near):
@@ -172,6 +233,8 @@ def find_duplicates(
             counts["rejected_pairs"] = len(near) - len(verified)
             near = verified
         edge_parts.append(near)
+    elif cfg.near:
+        counts["candidate_pairs"] = 0
 
     edges = np.concatenate(edge_parts) if edge_parts else np.empty((0, 2), np.int64)
     if not len(edges):
@@ -203,5 +266,5 @@ def find_duplicates(
         exact_duplicates=int((reasons == "exact_duplicate").sum()),
         near_duplicates=int((reasons == "near_duplicate").sum()),
     )
-    progress.log(docs=len(keys), clusters=counts["clusters"], removed=len(removed))
+    log.info("dedup clusters: docs=%d clusters=%d removed=%d", len(keys), counts["clusters"], len(removed))
     return DedupResult(table.sort_by("key"), dict(counts), cluster_sizes, bands, rows)

@@ -102,9 +102,9 @@ def test_compiled_jaccard_equals_the_set_definition() -> None:
 
     import numpy as np
 
-    from domainllm.data.decontam.ngrams import ngram_hashes
     from domainllm.data.dedup.graph import jaccard_pairs
     from domainllm.data.dedup.minhash import shingles
+    from domainllm.data.ngrams import ngram_hashes
 
     rng = random.Random(4)
     words = ["alpha", "Beta,", "gamma", "delta!", "eps", "zeta", "eta", "theta"]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
-from domainllm.data.dedup.minhash import _CLASS, _pack, xxh32
+from domainllm.data.hashing import WORD_CLASS, pack_texts, xxh32
 
 
 @numba.njit(cache=True, nogil=True)
@@ -63,5 +63,5 @@ def _ngram_hashes(data, offsets, cls, ns, whole_max):  # pragma: no cover - comp
 def ngram_hashes(texts: Sequence[str], ns: Sequence[int], whole_max: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(hashes, end offset of each text's hashes, words per text). With `whole_max`, a
     text shorter than every n (and of at most `whole_max` words) is hashed whole."""
-    data, offsets = _pack(texts)
-    return _ngram_hashes(data, offsets, _CLASS, np.asarray(sorted(set(ns)), dtype=np.int64), whole_max)
+    data, offsets = pack_texts(texts)
+    return _ngram_hashes(data, offsets, WORD_CLASS, np.asarray(sorted(set(ns)), dtype=np.int64), whole_max)
