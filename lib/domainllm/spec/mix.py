@@ -4,18 +4,29 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from domainllm.spec.base import Location, Section
 
 
 class CurriculumConfig(Section):
-    order_by: Literal["none", "simplicity", "length"] = "simplicity"
+    order_by: Literal["none", "simplicity", "length", "perplexity"] = "simplicity"
     """`simplicity`: clean and simple first (short documents with few symbols and short
-    words, prose before code); `length`: shortest first; `none`: shuffled."""
+    words, prose before code); `length`: shortest first; `perplexity`: lowest perplexity
+    under `model` first; `none`: shuffled."""
+    model: Location | None = None
+    """perplexity: a causal LM folder (a small reference model) to score documents with."""
+    max_tokens: int = Field(default=512, ge=8)
+    """perplexity: tokens of each document scored (its beginning)."""
     buckets: int = Field(default=8, ge=1)
     """Documents are split by score into this many consecutive stages; similar-document
     grouping happens within a stage, so it never undoes the curriculum."""
+
+    @model_validator(mode="after")
+    def _model_for_perplexity(self) -> CurriculumConfig:
+        if self.order_by == "perplexity" and self.model is None:
+            raise ValueError("order_by: perplexity needs `model`: a causal LM folder to score documents with")
+        return self
 
 
 class GroupingConfig(Section):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from domainllm.artifacts.fs import folder_fingerprint
 from domainllm.data.mix import build_mix
 from domainllm.data.mix.report import write_mix_report
 from domainllm.spec import Spec
@@ -24,7 +25,8 @@ class MixStage:
                 "shard_max_records": spec.data.ingest.shard_max_records}  # fmt: skip
 
     def external_inputs(self, spec: Spec) -> dict[str, str]:
-        return {}
+        model = spec.data.mix.curriculum.model
+        return {"curriculum_model": folder_fingerprint(model)} if model else {}
 
     def run(self, ctx: StageContext) -> StageResult:
         spec = ctx.spec

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from domainllm.data.docs import shard_paths
-from domainllm.data.mix.curriculum import cost
+from domainllm.data.mix.curriculum import PerplexityScorer, costs
 from domainllm.data.mix.grouping import (
     embedding_chain,
     embeddings,
@@ -88,14 +88,15 @@ def scan(fs: fsspec.AbstractFileSystem, in_dir: str, cfg: MixConfig) -> Scan:
     sources: list[str] = []
     domain_of: dict[str, str] = {}
     progress = Progress(log, "mix scan")
+    cur = cfg.curriculum
+    scorer = PerplexityScorer(cur.model, cur.max_tokens) if cur.order_by == "perplexity" and cur.model else None
     for n, path in enumerate(shard_paths(fs, in_dir)):
         with fs.open(path, "rb") as fh:
             table = pq.read_table(fh, columns=["id", "text", "source", "domain", "kind"])
         texts = table.column("text").to_pylist()
-        for i, (doc_id, text, src, dom, kind) in enumerate(zip(table.column("id").to_pylist(), texts,
-                                                               table.column("source").to_pylist(),
-                                                               table.column("domain").to_pylist(),
-                                                               table.column("kind").to_pylist(), strict=True)):  # fmt: skip
+        for i, (doc_id, text, src, dom) in enumerate(zip(table.column("id").to_pylist(), texts,
+                                                         table.column("source").to_pylist(),
+                                                         table.column("domain").to_pylist(), strict=True)):  # fmt: skip
             if src not in domain_of:
                 domain_of[src] = dom
                 sources.append(src)
@@ -103,8 +104,8 @@ def scan(fs: fsspec.AbstractFileSystem, in_dir: str, cfg: MixConfig) -> Scan:
             cols["row"].append(i)
             cols["source"].append(sources.index(src))
             cols["chars"].append(len(text))
-            cols["cost"].append(cost(text, kind, cfg.curriculum.order_by))
             cols["u"].append(_uniform(doc_id, cfg.seed))
+        cols["cost"].extend(costs(texts, table.column("kind").to_pylist(), cur.order_by, scorer))
         if cfg.grouping.method == "minhash":
             feats.append(grouping_keys(texts, cfg.grouping.similarity))
         elif cfg.grouping.method == "embeddings":

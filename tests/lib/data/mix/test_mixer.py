@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from fsspec.implementations.local import LocalFileSystem
 
 from domainllm.data.mix import build_mix
@@ -99,3 +100,40 @@ def test_embedding_chain_walks_to_nearest_neighbours() -> None:
     assert sorted(order) == [0, 1, 2, 3] and order[:2] == [0, 2]  # regex doc next to regex doc
     emb = np.eye(3, dtype=np.float32)
     assert embedding_chain(emb, window=2).tolist() == [0, 1, 2]
+
+
+def test_perplexity_curriculum_orders_by_a_models_loss(tmp_path: Path) -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from domainllm.data.mix.curriculum import PerplexityScorer
+    from domainllm.demo.tokenizer import train_tokenizer
+
+    easy = "the cat sat on the mat " * 20
+    texts = [easy] * 30 + ["zebra quantum " * 5 + "xylophone jazz " * 5]
+    tok = train_tokenizer(texts, vocab_size=300, model_max_length=128)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2))  # fmt: skip
+    ids = tok([easy] * 8, return_tensors="pt")["input_ids"]
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(30):  # learn the easy text, so it scores a lower loss than unseen text
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optim.step()
+        optim.zero_grad()
+    model.save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    scorer = PerplexityScorer(str(tmp_path / "lm"), max_tokens=64)
+    low, high = scorer.scores([easy, texts[-1]])
+    assert low < high
+
+    cfg = MixConfig(domain_fraction=1.0, curriculum={"order_by": "perplexity", "model": str(tmp_path / "lm"),
+                                                     "buckets": 2}, grouping={"method": "none"})  # fmt: skip
+    _, rows = mixed(tmp_path, cfg)
+    assert [r["curriculum_stage"] for r in rows] == sorted(r["curriculum_stage"] for r in rows)
+
+
+def test_perplexity_needs_a_model() -> None:
+    with pytest.raises(ValueError, match="order_by: perplexity needs `model`"):
+        MixConfig(curriculum={"order_by": "perplexity"})
