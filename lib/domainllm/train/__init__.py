@@ -1,0 +1,1 @@
+"""Training: recipes (CPT, SFT, DPO), DeepSpeed configuration and the memory planner."""
