@@ -12,6 +12,7 @@ from domainllm.spec.data import DataConfig
 from domainllm.spec.runtime import RuntimeConfig
 from domainllm.spec.sources import Source
 from domainllm.spec.tracking import TrackingConfig
+from domainllm.spec.training import TrainingConfig
 
 
 class Spec(Section):
@@ -24,6 +25,8 @@ class Spec(Section):
     """Raw inputs: at least one domain source."""
     data: DataConfig = DataConfig()
     base_model: BaseModelConfig
+    training: TrainingConfig = TrainingConfig()
+    """CPT -> SFT -> DPO: recipes, optimizer, LoRA, DeepSpeed, checkpoints."""
     tracking: TrackingConfig = TrackingConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
