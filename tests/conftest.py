@@ -53,6 +53,9 @@ def tiny_spec_doc(corpora: Path, **overrides) -> dict:
         ],
         "data": {"ingest": {"shard_max_records": 200}, "pack": {"seq_len": 64},
                  "decontamination": {"eval_sets": [{"name": "tiny-eval", "path": str(corpora / "tiny-eval.jsonl")}]}},
+        "training": {"cpt": {"max_steps": 12, "micro_batch_size": 4, "eval_every_steps": 6, "eval_fraction": 0.05,
+                             "optim": {"learning_rate": 3e-3}},
+                     "checkpoint": {"every_steps": 4, "keep": 2}},
         "base_model": {"demo": {
             "corpus_sources": ["python-stdlib"], "tokenizer_sources": ["python-stdlib", "perl-code"],
             "vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2,

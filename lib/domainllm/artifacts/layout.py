@@ -50,6 +50,11 @@ class RunLayout:
     def shard_dir(self, stage: str, shard: int, num_shards: int) -> str:
         return join(self.shards_root(stage), f"{shard:05d}-of-{num_shards:05d}")
 
+    def checkpoint_dir(self, stage: str) -> str:
+        """Where a training stage keeps its checkpoints: outside staging, so a rerun of a
+        killed attempt resumes from them."""
+        return join(self.run_dir, ".checkpoints", stage)
+
     def staging_root(self) -> str:
         return join(self.run_dir, ".staging")
 

@@ -18,6 +18,8 @@ class StageContext:
     """Where the stage writes; published atomically after `run` returns."""
     upstream: dict[str, Manifest]
     """Manifests of the stages this one requires."""
+    fingerprint: str = ""
+    """The stage's input+config fingerprint (e.g. to tell whether checkpoints are reusable)."""
 
     def upstream_dir(self, stage: str) -> str:
         return self.layout.stage_dir(stage)

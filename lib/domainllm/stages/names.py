@@ -14,6 +14,7 @@ STAGE_IMAGES: dict[str, str] = {
     "mix": "worker",
     "base_model": "trainer",
     "pack": "worker",
+    "cpt": "trainer",
     "data_report": "worker",
 }
 
@@ -34,6 +35,7 @@ STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
     "mix": ("decontaminate",),
     "base_model": ("ingest",),
     "pack": ("mix", "base_model"),
+    "cpt": ("pack", "base_model"),
     "data_report": ("ingest", "quality", "dedup_clusters", "dedup", "pii", "compliance", "decontaminate", "mix", "pack"),
 }
 

@@ -20,6 +20,7 @@ _IMPLEMENTATIONS = {
     "mix": "domainllm.stages.mix:MixStage",
     "base_model": "domainllm.stages.base_model:BaseModelStage",
     "pack": "domainllm.stages.pack:PackStage",
+    "cpt": "domainllm.stages.cpt:CptStage",
     "data_report": "domainllm.stages.data_report:DataReportStage",
 }
 assert set(_IMPLEMENTATIONS) == set(STAGE_NAMES)

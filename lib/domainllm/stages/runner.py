@@ -105,7 +105,7 @@ def run_stage(
     from domainllm.stages.base import StageContext
 
     def context(staging) -> StageContext:
-        return StageContext(spec=spec, run_id=run_id, layout=layout, out=staging, upstream=upstream)
+        return StageContext(spec=spec, run_id=run_id, layout=layout, out=staging, upstream=upstream, fingerprint=fp)
 
     meta = {"fp": fp, "inputs": inputs, "spec": spec, "run_id": run_id}
     if sharded:

@@ -1,0 +1,57 @@
+"""Trainer callbacks: curves for MLflow, and progress lines for the Airflow task log."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from transformers import TrainerCallback
+
+log = logging.getLogger(__name__)
+
+
+class CurveRecorder(TrainerCallback):
+    """Keeps loss, learning rate, grad norm, eval loss, tokens/s and peak memory per step
+    (logged to MLflow by the stage runner) and logs a progress line every `every_s` seconds."""
+
+    def __init__(self, tokens_per_step: int, every_s: float = 10.0) -> None:
+        self.tokens_per_step = tokens_per_step
+        self.every_s = every_s
+        self.curves: dict[str, list[tuple[int, float]]] = {}
+        self._t0 = self._last = time.monotonic()
+        self._step0: int | None = None
+
+    def _add(self, name: str, step: int, value: float) -> None:
+        self.curves.setdefault(name, []).append((step, float(value)))
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D401 - HF signature
+        if not logs or not state.is_world_process_zero:
+            return
+        step = state.global_step
+        for key, name in (("loss", "train_loss"), ("learning_rate", "learning_rate"), ("grad_norm", "grad_norm"),
+                          ("eval_loss", "eval_loss")):  # fmt: skip
+            if key in logs:
+                self._add(name, step, logs[key])
+        if self._step0 is None:
+            self._step0, self._t0 = step, time.monotonic()
+        elapsed = time.monotonic() - self._t0
+        if step > self._step0 and elapsed > 0:
+            self._add("tokens_per_s", step, (step - self._step0) * self.tokens_per_step / elapsed)
+        peak = _peak_memory_mb()
+        if peak is not None:
+            self._add("peak_memory_mb", step, peak)
+        now = time.monotonic()
+        if now - self._last >= self.every_s or step == state.max_steps or "eval_loss" in logs:
+            self._last = now
+            shown = {k: round(v, 5) for k, v in logs.items() if isinstance(v, float)}
+            log.info("step %d/%d %s", step, state.max_steps, shown)
+
+
+def _peak_memory_mb() -> float | None:
+    import resource
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,63 @@
+"""Continued pretraining on the packed data: the model learns, loads with transformers, and
+a run killed mid-way resumes from its checkpoint and ends with the uninterrupted losses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from domainllm.artifacts import RunLayout
+from domainllm.spec import load_spec
+from domainllm.stages.runner import run_stage
+from tests.conftest import domainllm_cmd
+
+pytestmark = pytest.mark.slow
+UPSTREAM = ("ingest", "quality", "dedup_signatures", "dedup_buckets", "dedup_clusters", "dedup", "pii", "compliance",
+            "decontaminate", "mix", "base_model", "pack")  # fmt: skip
+
+
+def test_cpt_learns_and_saves_a_model(tiny_spec: Path, home: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = load_spec(tiny_spec)
+    for stage in UPSTREAM:
+        run_stage(spec, stage, "c")
+    m = run_stage(spec, "cpt", "c").manifest
+    assert m.counts["steps"] == 12
+    assert m.metrics["train_loss_last"] < m.metrics["train_loss_first"]
+    assert m.metrics["eval_loss"] < m.metrics["train_loss_first"]
+    model_dir = m.info["model_path"]
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    assert model.config.vocab_size == len(tok)
+    assert not Path(RunLayout(spec.artifact_root, "c").checkpoint_dir("cpt")).exists()  # removed once published
+    assert run_stage(spec, "cpt", "c").skipped
+
+
+def test_a_killed_run_resumes_and_matches_the_uninterrupted_losses(tiny_spec: Path, home: Path) -> None:
+    spec = load_spec(tiny_spec)
+    for stage in UPSTREAM:
+        run_stage(spec, stage, "k")
+    layout = RunLayout(spec.artifact_root, "k")
+    ckpt = Path(layout.checkpoint_dir("cpt"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(domainllm_cmd("stage", "run", "cpt", "--spec", str(tiny_spec), "--run-id", "k"),
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (ckpt / "checkpoint-8").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert layout.read_manifest("cpt") is None
+    resumed = run_stage(spec, "cpt", "k").manifest
+    assert resumed.info["resumed_from"] and resumed.info["resumed_from"].endswith(("checkpoint-4", "checkpoint-8"))
+
+    straight = run_stage(spec, "cpt", "k", force=True).manifest  # the uninterrupted run
+    assert straight.info["resumed_from"] is None
+    assert resumed.metrics["train_loss_last"] == pytest.approx(straight.metrics["train_loss_last"], rel=1e-4)
+    assert resumed.metrics["eval_loss"] == pytest.approx(straight.metrics["eval_loss"], rel=1e-4)
