@@ -93,6 +93,16 @@ def save_model(model, tokenizer, out_dir: str, merge_lora: bool) -> dict[str, st
     return saved
 
 
+def history_curves(log_history: list[dict]) -> dict[str, list[tuple[int, float]]]:
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for entry in log_history:
+        for key, name in (("loss", "train_loss"), ("learning_rate", "learning_rate"), ("grad_norm", "grad_norm"),
+                          ("eval_loss", "eval_loss")):  # fmt: skip
+            if key in entry and "step" in entry:
+                curves.setdefault(name, []).append((int(entry["step"]), float(entry[key])))
+    return curves
+
+
 def train_cpt(recipe: CptConfig, ckpt: CheckpointConfig, *, base_model: str, train_ds, eval_ds, seq_len: int,
               ckpt_dir: str, fingerprint: str, out_dir: str, deepspeed: dict | None = None) -> TrainResult:  # fmt: skip
     from transformers import AutoTokenizer, EarlyStoppingCallback
@@ -117,11 +127,14 @@ def train_cpt(recipe: CptConfig, ckpt: CheckpointConfig, *, base_model: str, tra
     trainer = _sequential_trainer()(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds if has_eval else None,
                                     data_collator=PackedCollator(), callbacks=callbacks)  # fmt: skip
     output = trainer.train(resume_from_checkpoint=resume)
-    result = TrainResult(curves=recorder.curves, resumed_from=resume)
+    # loss, learning rate, grad norm and eval loss from the trainer's history: after a resume
+    # it holds the steps before the kill too (the recorder only saw this attempt's)
+    curves = {**recorder.curves, **history_curves(trainer.state.log_history)}
+    result = TrainResult(curves=curves, resumed_from=resume)
     result.metrics["train_loss"] = float(output.training_loss)
     if has_eval:
         result.metrics["eval_loss"] = float(trainer.evaluate()["eval_loss"])
-    losses = recorder.curves.get("train_loss", [])
+    losses = curves.get("train_loss", [])
     if losses:
         result.metrics.update(train_loss_first=losses[0][1], train_loss_last=losses[-1][1])
     tps = recorder.curves.get("tokens_per_s", [])

@@ -61,3 +61,5 @@ def test_a_killed_run_resumes_and_matches_the_uninterrupted_losses(tiny_spec: Pa
     assert straight.info["resumed_from"] is None
     assert resumed.metrics["train_loss_last"] == pytest.approx(straight.metrics["train_loss_last"], rel=1e-4)
     assert resumed.metrics["eval_loss"] == pytest.approx(straight.metrics["eval_loss"], rel=1e-4)
+    # the resumed run's loss curve covers the steps before the kill too, and equals the straight one
+    assert resumed.metrics["train_loss_first"] == pytest.approx(straight.metrics["train_loss_first"], rel=1e-4)
