@@ -13,6 +13,15 @@ from domainllm.artifacts.fs import join
 _ROW_GROUP_ROWS = 10_000
 
 
+def write_parquet(fs: fsspec.AbstractFileSystem, path: str, table: pa.Table, compression: str = "zstd",
+                  row_group_size: int = _ROW_GROUP_ROWS) -> None:  # fmt: skip
+    """One Parquet file, its folder created first (on an object store: one upload)."""
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(path, "wb") as fh:
+        pq.write_table(table, fh, compression=None if compression == "none" else compression,
+                       row_group_size=row_group_size)  # fmt: skip
+
+
 class ShardWriter:
     """Appends rows and closes a `part-NNNNN.parquet` shard whenever the record or byte
     budget is reached. File names and contents depend only on the rows written, so the
@@ -47,9 +56,7 @@ class ShardWriter:
     def _flush(self) -> None:
         table = pa.Table.from_pylist(self._rows, schema=self.schema)
         path = join(self.folder, f"part-{len(self.files):05d}.parquet")
-        self.fs.makedirs(self.folder, exist_ok=True)
-        with self.fs.open(path, "wb") as fh:
-            pq.write_table(table, fh, compression=self.compression, row_group_size=_ROW_GROUP_ROWS)
+        write_parquet(self.fs, path, table, self.compression or "none")
         self.files.append(path)
         self.records += len(self._rows)
         self._rows, self._bytes = [], 0

@@ -20,6 +20,7 @@ from domainllm.artifacts.fs import join
 from domainllm.data.docs import shard_paths
 from domainllm.data.records import Removal
 from domainllm.data.schema import DOCS_SCHEMA
+from domainllm.data.shards import write_parquet
 from domainllm.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,6 @@ class DocStep(Protocol):
         """One verdict per row, in order: None keeps the document. A step that also
         defines `start_shard(shard_number)` is told where each shard starts."""
         ...
-
-
-def _write(fs: fsspec.AbstractFileSystem, path: str, rows: list[dict], schema: pa.Schema, compression: str) -> None:
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path, "wb") as fh:
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), fh, compression=compression, row_group_size=10_000)
 
 
 def run_step(
@@ -81,9 +76,10 @@ def run_step(
                 counts["docs_in"] += len(rows)
                 progress.update(docs=counts["docs_in"], removed=len(removed))
         name = path.rsplit("/", 1)[-1]
-        _write(out_fs, join(out_dir, name), kept, DOCS_SCHEMA, compression)
+        write_parquet(out_fs, join(out_dir, name), pa.Table.from_pylist(kept, schema=DOCS_SCHEMA), compression)
         if removed:
-            _write(out_fs, join(out_dir, REMOVED_DIR, name), removed, REMOVED_SCHEMA, compression)
+            write_parquet(out_fs, join(out_dir, REMOVED_DIR, name), pa.Table.from_pylist(removed, schema=REMOVED_SCHEMA),
+                          compression)  # fmt: skip
         counts["docs_out"] += len(kept)
         counts["removed"] += len(removed)
         counts["shards"] += 1

@@ -10,6 +10,7 @@ from domainllm.plots import subplots, to_png
 from domainllm.spec import Spec
 from domainllm.stages.base import StageContext, StageResult
 from domainllm.stages.models import local_model
+from domainllm.stages.runner import StageError
 
 MODEL_DIR = "model"
 
@@ -38,7 +39,10 @@ class CptStage:
             return StageResult(info={"model_path": ctx.upstream["base_model"].info.get("model_path"), "trained": False})
         fs = ctx.layout.fs
         if not is_local(fs):
-            raise NotImplementedError("training checkpoints need a local artifact root for now (object stores: issue 7)")
+            raise StageError(
+                "the cpt stage keeps its resumable checkpoints beside the run and needs a local (or mounted) "
+                f"artifact_root; {ctx.spec.artifact_root} is an object store, which training does not support yet"
+            )
         train_ds, eval_ds = packed_dataset(fs, ctx.upstream_dir("pack"), recipe.eval_fraction)
         seq_len = int(ctx.upstream["pack"].info["seq_len"])
         base = ctx.upstream["base_model"].info.get("model_path") or ctx.spec.base_model.path

@@ -3,6 +3,7 @@ each shard task takes every `data.shards`-th input shard; the collect step write
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from domainllm.artifacts import Manifest
@@ -13,7 +14,7 @@ from domainllm.stages.base import StageContext, StageResult
 from domainllm.stages.sharding import gather_shards
 
 
-class DocStepStage:
+class DocStepStage(ABC):
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]]
@@ -23,12 +24,13 @@ class DocStepStage:
     def required(self, spec: Spec) -> tuple[str, ...]:
         return self.requires
 
+    @abstractmethod
     def section(self, spec: Spec) -> Any:
         """The spec section that configures the step."""
-        raise NotImplementedError
 
+    @abstractmethod
     def make_step(self, ctx: StageContext) -> Any:
-        raise NotImplementedError
+        """The `DocStep` one shard task applies."""
 
     def config(self, spec: Spec) -> dict[str, Any]:
         return {self.name: self.section(spec).model_dump(mode="json"), "shards": spec.data.shards}

@@ -14,7 +14,7 @@ import pytest
 from domainllm.artifacts import RunLayout
 from domainllm.spec import load_spec
 from domainllm.stages.runner import run_stage
-from tests.conftest import domainllm_cmd
+from tests.conftest import domainllm_cmd, tiny_spec_doc, write_spec
 
 pytestmark = pytest.mark.slow
 UPSTREAM = ("ingest", "quality", "dedup_signatures", "dedup_buckets", "dedup_clusters", "dedup", "pii", "compliance",
@@ -39,7 +39,10 @@ def test_cpt_learns_and_saves_a_model(tiny_spec: Path, home: Path) -> None:
     assert run_stage(spec, "cpt", "c").skipped
 
 
-def test_a_killed_run_resumes_and_matches_the_uninterrupted_losses(tiny_spec: Path, home: Path) -> None:
+def test_a_killed_run_resumes_and_matches_the_uninterrupted_losses(home: Path, corpora: Path, tmp_path: Path) -> None:
+    doc = tiny_spec_doc(corpora)
+    doc["training"]["cpt"]["max_steps"] = 24  # room to be killed well before the end
+    tiny_spec = write_spec(tmp_path / "spec.yaml", doc)
     spec = load_spec(tiny_spec)
     for stage in UPSTREAM:
         run_stage(spec, stage, "k")
@@ -49,13 +52,14 @@ def test_a_killed_run_resumes_and_matches_the_uninterrupted_losses(tiny_spec: Pa
     proc = subprocess.Popen(domainllm_cmd("stage", "run", "cpt", "--spec", str(tiny_spec), "--run-id", "k"),
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
-    while not (ckpt / "checkpoint-8").exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (ckpt / "checkpoint-4").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert layout.read_manifest("cpt") is None
     resumed = run_stage(spec, "cpt", "k").manifest
-    assert resumed.info["resumed_from"] and resumed.info["resumed_from"].endswith(("checkpoint-4", "checkpoint-8"))
+    resumed_step = int(resumed.info["resumed_from"].rsplit("-", 1)[1])
+    assert 4 <= resumed_step < 24 and resumed.counts["steps"] == 24
 
     straight = run_stage(spec, "cpt", "k", force=True).manifest  # the uninterrupted run
     assert straight.info["resumed_from"] is None

@@ -27,6 +27,7 @@ from domainllm.data.dedup.graph import connected_components, jaccard_pairs, star
 from domainllm.data.dedup.signatures import bands_rows
 from domainllm.data.docs import shard_paths
 from domainllm.data.ngrams import ngram_hashes
+from domainllm.data.shards import write_parquet
 from domainllm.progress import Progress
 from domainllm.spec.dedup import DedupConfig
 
@@ -154,7 +155,6 @@ def write_bucket_edges(
     bands, _ = bands_rows(cfg)
     keys = _keys(sig_fs, sig_paths)
     counts: Counter[str] = Counter()
-    out_fs.makedirs(out_dir, exist_ok=True)
     jobs: list[int | None] = [b for b in range(bands) if b % num_shards == shard_index] if cfg.near else []
     if cfg.exact and shard_index == 0:
         jobs.insert(0, None)
@@ -169,8 +169,7 @@ def write_bucket_edges(
             edges = star_edges(values[has_shingles], keys[has_shingles])
             counts["band_pairs"] += len(edges)
         table = pa.table({"a": pa.array(edges[:, 0], pa.int64()), "b": pa.array(edges[:, 1], pa.int64())}, schema=EDGES_SCHEMA)
-        with out_fs.open(f"{out_dir}/{_edge_file(band)}", "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
+        write_parquet(out_fs, f"{out_dir}/{_edge_file(band)}", table)
         counts["bands_done"] += band is not None
         progress.update(bands=counts["bands_done"], pairs=counts["band_pairs"])
     return dict(counts)

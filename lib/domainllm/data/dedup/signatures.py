@@ -18,6 +18,7 @@ import xxhash
 from domainllm.artifacts.fs import join
 from domainllm.data.dedup.minhash import band_hashes, band_params, permutations, signatures
 from domainllm.data.docs import shard_paths
+from domainllm.data.shards import write_parquet
 from domainllm.progress import Progress
 from domainllm.spec.dedup import DedupConfig
 
@@ -86,11 +87,8 @@ def write_signatures(
                 counts["no_shingles"] += int((shingle_counts == 0).sum())
                 counts["text_bytes"] += sum(len(t) for t in texts)
                 progress.update(docs=counts["docs"], text_bytes=counts["text_bytes"])
-        out = join(out_dir, path.rsplit("/", 1)[-1])
-        out_fs.makedirs(out_dir, exist_ok=True)
-        with out_fs.open(out, "wb") as fh:
-            table = pa.concat_tables(tables) if tables else schema.empty_table()
-            pq.write_table(table, fh, compression="zstd", row_group_size=100_000)
+        table = pa.concat_tables(tables) if tables else schema.empty_table()
+        write_parquet(out_fs, join(out_dir, path.rsplit("/", 1)[-1]), table, row_group_size=100_000)
         counts["shards"] += 1
     progress.log(docs=counts["docs"], text_bytes=counts["text_bytes"])
     return counts
