@@ -87,28 +87,89 @@ class CptConfig(Recipe):
     """Continued pretraining on the packed data of the data stages."""
 
 
+def _disable_without_data(recipe: Recipe, message: str) -> None:
+    """SFT and DPO run when they have data: without any they are off, unless the spec
+    explicitly enables them, which is an error."""
+    if "enabled" in recipe.model_fields_set and recipe.enabled:
+        raise ValueError(message)
+    object.__setattr__(recipe, "enabled", False)
+
+
+class DemoSftData(Section):
+    """Build SFT examples from an ingested source of Perl-style module synopses (the demo):
+    questions about each module answered from its description and synopsis, multi-turn
+    conversations, and robustness variants (typos, other languages). Built from the
+    decontaminated documents, so evaluation items never become training examples."""
+
+    source: str = "perl-synopses"
+    max_answer_chars: int = Field(default=600, ge=50)
+    """Synopses are cut at a line boundary to fit the sequence length."""
+
+
 class SftConfig(Recipe):
+    """Supervised fine-tuning with TRL's SFTTrainer; on when it has `data` or `demo`."""
+
     data: Location | None = None
-    """JSONL/Parquet of Alpaca (`instruction`, `input`, `output`) or chat (`messages`,
-    ShareGPT `conversations`) records. Null: the demo's built examples."""
+    """JSONL/Parquet file or folder of Alpaca (`instruction`, `input`, `output`) or chat
+    (`messages`, ShareGPT `conversations`) records. Bad records are quarantined with a reason."""
+    demo: DemoSftData | None = None
+    """Without `data`: build the demo's examples instead."""
     format: Literal["auto", "alpaca", "messages"] = "auto"
     assistant_only_loss: bool = True
+    """Loss on assistant turns only, through the chat template's `{% generation %}` marks."""
     packing: bool = True
-    """Best-fit-decreasing packing of examples (TRL), no cross-example attention."""
-    epochs: float = Field(default=2.0, gt=0)
+    """Best-fit-decreasing packing of whole examples (TRL), no cross-example attention."""
+    epochs: float = Field(default=2.0, gt=0, le=4)
     optim: OptimConfig = OptimConfig(learning_rate=2e-5)
+
+    @model_validator(mode="after")
+    def _has_data(self) -> SftConfig:
+        if self.data is None and self.demo is None:
+            _disable_without_data(self, "training.sft needs `data` (a JSONL/Parquet of examples) or `demo` (build the "
+                                        "demo's examples); or set `enabled: false` to skip SFT")  # fmt: skip
+        return self
+
+
+class DemoDpoData(Section):
+    """Build DPO triples from the SFT examples: chosen = the reference answer, rejected = an
+    answer sampled from a weaker checkpoint (the CPT model, which was never taught to answer)."""
+
+    max_pairs: int = Field(default=256, ge=1)
+    max_new_tokens: int = Field(default=96, ge=1)
+    temperature: float = Field(default=1.0, gt=0)
+    seed: int = 0
 
 
 class DpoConfig(Recipe):
+    """Preference optimization with TRL's DPOTrainer; on when it has `data` or `demo`."""
+
     data: Location | None = None
-    """JSONL/Parquet with `prompt`, `chosen`, `rejected` (strings or messages). Null: the
-    demo's built triples."""
+    """JSONL/Parquet file or folder with `prompt`, `chosen`, `rejected` (strings or messages)."""
+    demo: DemoDpoData | None = None
+    """Without `data`: build the demo's triples instead."""
     beta: float = Field(default=0.1, gt=0)
     reference: Literal["auto", "implicit", "explicit", "precomputed"] = "auto"
-    """`implicit`: the LoRA base is the reference (no second model); `explicit`: a frozen
-    copy; `precomputed`: reference log-probs computed once up front. `auto`: implicit with
-    LoRA, precomputed otherwise."""
+    """`implicit`: the LoRA base is the reference (no second model; needs `lora`);
+    `explicit`: a frozen copy of the starting model; `precomputed`: reference log-probs
+    computed once up front, then no reference model in memory. `auto`: implicit with LoRA,
+    precomputed otherwise."""
+    epochs: float = Field(default=1.0, gt=0, le=4)
     optim: OptimConfig = OptimConfig(learning_rate=5e-7, warmup_ratio=0.1)
+
+    @model_validator(mode="after")
+    def _has_data(self) -> DpoConfig:
+        if self.data is None and self.demo is None:
+            _disable_without_data(self, "training.dpo needs `data` (a JSONL/Parquet of prompt/chosen/rejected) or "
+                                        "`demo` (build the demo's triples); or set `enabled: false` to skip DPO")  # fmt: skip
+        if self.reference == "implicit" and self.lora is None:
+            raise ValueError("training.dpo.reference `implicit` needs `lora` (the adapter-free model is the reference)")
+        return self
+
+    @property
+    def reference_mode(self) -> str:
+        if self.reference != "auto":
+            return self.reference
+        return "implicit" if self.lora is not None else "precomputed"
 
 
 class TrainingConfig(Section):

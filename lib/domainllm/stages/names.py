@@ -15,6 +15,10 @@ STAGE_IMAGES: dict[str, str] = {
     "base_model": "trainer",
     "pack": "worker",
     "cpt": "trainer",
+    "sft_data": "worker",
+    "sft": "trainer",
+    "dpo_data": "trainer",
+    "dpo": "trainer",
     "data_report": "worker",
 }
 
@@ -36,6 +40,10 @@ STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
     "base_model": ("ingest",),
     "pack": ("mix", "base_model"),
     "cpt": ("pack", "base_model"),
+    "sft_data": ("decontaminate",),
+    "sft": ("sft_data", "cpt"),
+    "dpo_data": ("sft_data", "cpt"),
+    "dpo": ("dpo_data", "sft"),
     "data_report": ("ingest", "quality", "dedup_clusters", "dedup", "pii", "compliance", "decontaminate", "mix", "pack"),
 }
 

@@ -21,6 +21,10 @@ _IMPLEMENTATIONS = {
     "base_model": "domainllm.stages.base_model:BaseModelStage",
     "pack": "domainllm.stages.pack:PackStage",
     "cpt": "domainllm.stages.cpt:CptStage",
+    "sft_data": "domainllm.stages.sft_data:SftDataStage",
+    "sft": "domainllm.stages.sft:SftStage",
+    "dpo_data": "domainllm.stages.dpo_data:DpoDataStage",
+    "dpo": "domainllm.stages.dpo:DpoStage",
     "data_report": "domainllm.stages.data_report:DataReportStage",
 }
 assert set(_IMPLEMENTATIONS) == set(STAGE_NAMES)

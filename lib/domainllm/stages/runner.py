@@ -160,9 +160,33 @@ def _run_shard(stage, layout: RunLayout, context, meta: dict, shard: int, num_sh
     return StageOutcome(manifest, skipped=False)
 
 
+def _run_other_rank(stage, context, meta: dict, body) -> StageOutcome:
+    """Ranks other than 0 of a multi-process stage (training under torchrun) do their share
+    of the work with a private scratch staging: only rank 0 publishes, writes the manifest
+    and logs to MLflow. The shared staging must not be touched (new_staging would remove
+    rank 0's live folder as a leftover)."""
+    import tempfile
+
+    from fsspec.implementations.local import LocalFileSystem
+
+    from domainllm.artifacts import Staging
+    from domainllm.distributed import rank
+
+    started, t0 = _now(), time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"domainllm-{stage.name}-rank{rank()}-") as tmp:
+        staging = Staging(LocalFileSystem(), tmp)
+        result = body(context(staging))
+        outputs = staging.describe_outputs()
+    log.info("stage %s: rank %d done; rank 0 publishes the outputs", stage.name, rank())
+    return StageOutcome(_manifest(stage.name, meta, outputs, result, started, t0), skipped=False)
+
+
 def _run_tracked(stage, layout: RunLayout, context, meta: dict, config: dict, force: bool, body) -> StageOutcome:
+    from domainllm.distributed import is_rank_zero
     from domainllm.tracking import stage_run
 
+    if not is_rank_zero():
+        return _run_other_rank(stage, context, meta, body)
     stage_name, run_id = stage.name, meta["run_id"]
     started, t0 = _now(), time.monotonic()
     log.info("stage %s: starting for run %s%s", stage_name, run_id, " (forced)" if force else "")

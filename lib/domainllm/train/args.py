@@ -33,7 +33,9 @@ def attention_implementation(requested: str) -> str:
 
 
 def training_arguments(recipe: Recipe, ckpt: CheckpointConfig, output_dir: str, *, has_eval: bool,
-                       deepspeed: dict | None = None, **overrides: Any):  # fmt: skip
+                       deepspeed: dict | None = None, config_class: type | None = None, **overrides: Any):  # fmt: skip
+    """`config_class`: TrainingArguments or a subclass (TRL's SFTConfig, DPOConfig); every
+    setting is explicit, so TRL's different defaults (bf16 on) do not leak in."""
     from transformers import TrainingArguments
 
     hw = hardware()
@@ -72,4 +74,14 @@ def training_arguments(recipe: Recipe, ckpt: CheckpointConfig, output_dir: str, 
         "deepspeed": deepspeed,
     }
     args.update(overrides)
-    return TrainingArguments(**args)
+    return (config_class or TrainingArguments)(**args)
+
+
+def trainer_callbacks(recipe: Recipe, recorder, has_eval: bool) -> list:
+    """The progress/curve recorder, plus early stopping on eval loss when the recipe asks."""
+    from transformers import EarlyStoppingCallback
+
+    callbacks = [recorder]
+    if has_eval and recipe.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
+    return callbacks

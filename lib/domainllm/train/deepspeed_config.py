@@ -65,3 +65,43 @@ def deepspeed_config(choice: ZeroChoice, *, bf16: bool, nvme_path: str = "/local
         "steps_per_print": 1_000_000,  # progress and metrics come from the Trainer's logging
         "wall_clock_breakdown": False,
     }
+
+
+def resolve(ds: DeepSpeedConfig, model_path: str, *, seq_len: int, micro_batch: int, bf16: bool) -> dict[str, Any] | None:
+    """The DeepSpeed config a training stage runs with, or None for plain PyTorch.
+
+    An explicit `zero_stage` is used as written. With `auto`, on GPUs the planner picks the
+    fastest choice that fits this model on this job's GPUs (`LOCAL_WORLD_SIZE` per node,
+    `WORLD_SIZE` in all); on CPU, or when plain data parallelism fits, DeepSpeed stays off."""
+    import logging
+    import os
+
+    log = logging.getLogger(__name__)
+    if ds.zero_stage != "auto":
+        choice = choose(ds)
+        log.info("DeepSpeed: %s (from the spec)", choice.label)
+        return deepspeed_config(choice, bf16=bf16, nvme_path=ds.nvme_path)
+    import torch
+
+    if not torch.cuda.is_available():
+        log.info("DeepSpeed: off (zero_stage auto, no GPU)")
+        return None
+    from domainllm.train.plan import Hardware, ModelSize, options, recommend
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    hw = Hardware(gpu_mem_bytes=props.total_memory, gpus_per_node=per_node, nodes=max(1, world // per_node),
+                  cpu_mem_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+                  nvme=os.path.isdir(ds.nvme_path))  # fmt: skip
+    best = recommend(options(ModelSize.from_config_dir(model_path), hw, seq_len=seq_len, micro_batch=micro_batch))
+    if best is None:
+        raise RuntimeError(
+            "no ZeRO stage or offload fits this model on this job's GPUs (see `domainllm plan`); "
+            "add GPUs or nodes, shorten the sequences or use LoRA"
+        )
+    choice = choose(ds, best)
+    log.info("DeepSpeed: %s, the planner's choice for %d GPU(s) of %.0f GiB", choice.label, world, props.total_memory / 2**30)
+    if choice.stage == 0 and world == 1:
+        return None
+    return deepspeed_config(choice, bf16=bf16, nvme_path=ds.nvme_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fsspec
 
 from domainllm.data.docs import shard_paths
+from domainllm.train.example_store import split_every
 
 
 def packed_dataset(fs: fsspec.AbstractFileSystem, folder: str, eval_fraction: float):
@@ -15,11 +16,7 @@ def packed_dataset(fs: fsspec.AbstractFileSystem, folder: str, eval_fraction: fl
     paths = shard_paths(fs, folder)
     if not paths:
         raise FileNotFoundError(f"no packed sequences in {folder}; run the pack stage first")
-    ds = Dataset.from_parquet(paths, columns=["input_ids", "position_ids"])
-    k = max(2, round(1 / eval_fraction))
-    held = [i for i in range(len(ds)) if i % k == k - 1]
-    kept = [i for i in range(len(ds)) if i % k != k - 1]
-    return ds.select(kept), ds.select(held)
+    return split_every(Dataset.from_parquet(paths, columns=["input_ids", "position_ids"]), eval_fraction)
 
 
 class PackedCollator:
