@@ -20,6 +20,8 @@ os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+# DeepSpeed's compiled ops, shared by every test (each has its own DOMAINLLM_HOME)
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
 
 from domainllm.env import apply_offline_defaults  # noqa: E402
 

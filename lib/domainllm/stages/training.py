@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from domainllm.artifacts.fs import is_local, join
 from domainllm.distributed import init_process_group, is_rank_zero
+from domainllm.env import home
 from domainllm.plots import subplots, to_png
 from domainllm.spec import Spec
 from domainllm.spec.training import Recipe
@@ -68,6 +69,8 @@ class TrainingStage(ABC):
                 f"the {self.name} stage keeps its resumable checkpoints beside the run and needs a local (or mounted) "
                 f"artifact_root; {ctx.spec.artifact_root} is an object store, which training does not support yet"
             )
+        # DeepSpeed compiles its ops on first use (~25 s): keep them in the project's cache
+        os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(home() / "cache" / "torch_extensions"))
         init_process_group()
         seq_len = self.seq_len(ctx)
         with local_model(start) as model_path, ctx.out.local_dir(MODEL_DIR) as out_dir:
