@@ -53,7 +53,7 @@ def tiny_spec_doc(corpora: Path, **overrides) -> dict:
             {"name": "perl-synopses", "path": str(corpora / "perl-synopses.jsonl"), "domain": "domain", "lang": "en"},
             {"name": "python-stdlib", "path": str(corpora / "python"), "format": "code", "domain": "general"},
         ],
-        "data": {"ingest": {"shard_max_records": 200}, "pack": {"seq_len": 64},
+        "data": {"ingest": {"shard_max_records": 200}, "pack": {"seq_len": 64}, "mix": {"heldout_fraction": 0.05},
                  "decontamination": {"eval_sets": [{"name": "tiny-eval", "path": str(corpora / "tiny-eval.jsonl")}]}},
         "training": {"cpt": {"max_steps": 12, "micro_batch_size": 4, "eval_every_steps": 6, "eval_fraction": 0.05,
                              "optim": {"learning_rate": 3e-3}},

@@ -20,6 +20,16 @@ from domainllm.launch import PROGRAM, LaunchRequest
 from domainllm.lifecycle import PARENT_PID_ENV
 from domainllm_operators.launchers.base import LaunchResult
 
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 class LocalLauncher:
     def __init__(self) -> None:
@@ -29,15 +39,30 @@ class LocalLauncher:
 
     @staticmethod
     def argv(request: LaunchRequest) -> list[str]:
+        """The stage command on the image's interpreter; with several processes per node,
+        under torchrun with a local rendezvous (gloo on CPU, NCCL on GPUs)."""
         python = request.python or sys.executable
         command = list(request.command)
         if command and command[0] == PROGRAM:
             command = [python, "-m", "domainllm", *command[1:]]
+            procs = request.resources.processes_per_node()
+            if procs > 1:
+                command[1:1] = ["-m", "torch.distributed.run", "--nproc-per-node", str(procs), "--master-addr",
+                                "127.0.0.1", "--master-port", str(_free_port())]  # fmt: skip
         return command
+
+    @staticmethod
+    def thread_env(request: LaunchRequest) -> dict[str, str]:
+        """Math-library threads from the CPU request, split between the processes, as a CPU
+        limit would in a pod: two stages running side by side on a small machine must not
+        each spin up a thread per core (oversubscribed, both slow down many times over)."""
+        threads = str(max(1, request.resources.cpu_count() // request.resources.processes_per_node()))
+        return {var: threads for var in _THREAD_VARS if var not in os.environ and var not in request.env}
 
     def launch(self, request: LaunchRequest, log: logging.Logger) -> LaunchResult:
         argv = self.argv(request)
-        env = {**os.environ, **request.env, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())}
+        env = {**os.environ, **self.thread_env(request), **request.env, "PYTHONUNBUFFERED": "1",
+               PARENT_PID_ENV: str(os.getpid())}  # fmt: skip
         self._grace = request.grace_period_s
         log.info("launching %s (run %s): %s", request.name, request.run_id, " ".join(request.command))
         t0 = time.monotonic()

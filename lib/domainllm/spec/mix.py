@@ -56,5 +56,9 @@ class MixConfig(Section):
     """Size of the mix. Null: every (weighted) domain document once, and as much general
     text as the ratio asks for."""
     seed: int = 0
+    heldout_fraction: float = Field(default=0.01, ge=0.0, lt=0.5)
+    """Share of the documents of every source kept out of the mix (chosen by id and seed
+    only, so any mix ratio holds out the same ones) and written to `heldout/`: the domain
+    and general held-out sets that measure learning and forgetting."""
     curriculum: CurriculumConfig = CurriculumConfig()
     grouping: GroupingConfig = GroupingConfig()

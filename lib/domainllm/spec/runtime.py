@@ -34,6 +34,9 @@ class Resources(Section):
     """GPUs per node (`nvidia.com/gpu`)."""
     nodes: int = Field(default=1, ge=1)
     """Nodes for multi-node jobs (training); other stages use 1."""
+    processes: int | None = Field(default=None, ge=1)
+    """Training processes per node (`torchrun --nproc-per-node`); null: one per GPU, or 1.
+    Locally, more than one runs the stage under torchrun (gloo on CPU)."""
     node_pool: str | None = None
     """Name of an entry in `runtime.node_pools`."""
 
@@ -43,6 +46,16 @@ class Resources(Section):
         if not _QUANTITY.match(value):
             raise ValueError(f"{value!r} is not a Kubernetes quantity (examples: '2', '500m', '16Gi')")
         return value
+
+
+    def processes_per_node(self) -> int:
+        return self.processes or max(1, self.gpus)
+
+    def cpu_count(self) -> int:
+        """The CPU request in whole cores (at least 1): `500m` -> 1, `2` -> 2."""
+        value = self.cpu
+        cores = float(value[:-1]) / 1000 if value.endswith("m") else float(value)
+        return max(1, int(cores + 0.999))
 
 
 class NodePool(Section):

@@ -83,8 +83,24 @@ class Recipe(Section):
     seed: int = 0
 
 
+class ChatVectorConfig(Section):
+    """Chat Vector: after CPT, add `scale * (chat_model - base_model)` to the weights, giving
+    the domain model back the chat skills of a chat model tuned from the same base."""
+
+    chat_model: Location
+    """A chat/instruct model fine-tuned from the same base (same architecture and shapes)."""
+    base_model: Location | None = None
+    """The base that chat model was tuned from; null: the spec's `base_model.path`."""
+    scale: float = Field(default=1.0, gt=0)
+    skip: tuple[str, ...] = ("embed_tokens", "lm_head")
+    """Parameter name parts left as trained (the paper leaves embeddings and the head alone)."""
+
+
 class CptConfig(Recipe):
     """Continued pretraining on the packed data of the data stages."""
+
+    chat_vector: ChatVectorConfig | None = None
+    """Optional: add a chat vector to the trained model (one remedy for forgetting chat skills)."""
 
 
 def _disable_without_data(recipe: Recipe, message: str) -> None:
@@ -178,3 +194,6 @@ class TrainingConfig(Section):
     dpo: DpoConfig = DpoConfig()
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+    heldout_eval_tokens: int = Field(default=100_000, ge=0)
+    """After each training stage, perplexity on the mix's domain and general held-out
+    documents (up to this many tokens each): learning and forgetting in numbers. 0: off."""

@@ -35,6 +35,8 @@ class StageResult:
     """Output files (relative) to also log as MLflow artifacts (reports, plots)."""
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     """Metric name -> (step, value) series logged to MLflow (loss curves)."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """MLflow tags for the stage run (e.g. a model's lineage)."""
 
 
 class Stage(Protocol):

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from domainllm.artifacts.fs import folder_fingerprint, join, url_to_fs
 from domainllm.data.docs import iter_docs
+from domainllm.data.mix.mixer import is_heldout
 from domainllm.data.records import InputError
 from domainllm.plots import subplots, to_png
 from domainllm.spec import Spec
@@ -27,7 +28,8 @@ class BaseModelStage:
         return ("ingest",) if spec.base_model.demo is not None else ()
 
     def config(self, spec: Spec) -> dict[str, Any]:
-        return spec.base_model.model_dump(mode="json")
+        mix = spec.data.mix
+        return {**spec.base_model.model_dump(mode="json"), "heldout": {"seed": mix.seed, "fraction": mix.heldout_fraction}}
 
     def external_inputs(self, spec: Spec) -> dict[str, str]:
         if spec.base_model.path is None:
@@ -59,7 +61,9 @@ class BaseModelStage:
             cfg.vocab_size,
             model_max_length=max(2048, cfg.seq_len),  # the model's context, as in build_model
         )
-        corpus = list(_capped(iter_docs(fs, ingest_dir, sources=cfg.corpus_sources), cfg.max_train_chars))
+        # the documents the mix holds out for measuring forgetting are not pretrained on either
+        docs = (d for d in iter_docs(fs, ingest_dir, sources=cfg.corpus_sources) if not is_heldout(d["id"], ctx.spec.data.mix))
+        corpus = list(_capped(docs, cfg.max_train_chars))
         if not corpus:
             raise InputError(
                 f"base_model.demo.corpus_sources {list(cfg.corpus_sources)} gave no documents in the ingest output"

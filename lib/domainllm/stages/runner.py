@@ -203,6 +203,8 @@ def _run_tracked(stage, layout: RunLayout, context, meta: dict, config: dict, fo
         mlflow.log_metrics({f"count.{k}": float(v) for k, v in result.counts.items()})
         mlflow.log_metrics({**result.metrics, "duration_s": manifest.duration_s})
         _log_curves(mlrun.info.run_id, result.curves)
+        if result.tags:
+            mlflow.set_tags(result.tags)
         mlflow.log_dict(json.loads(manifest.to_json()), "manifest.json")
         final_dir = layout.stage_dir(stage_name)
         for rel in result.reports:

@@ -31,6 +31,8 @@ class TrainingStage(ABC):
     starts_from: ClassVar[str]
     """The upstream stage whose `model_path` this stage trains further."""
     title: ClassVar[str]
+    eval_start: ClassVar[bool] = False
+    """Also measure the held-out perplexity of the starting model (the first training stage)."""
 
     @abstractmethod
     def recipe(self, spec: Spec) -> Recipe: ...
@@ -51,7 +53,7 @@ class TrainingStage(ABC):
     def config(self, spec: Spec) -> dict[str, Any]:
         t = spec.training
         return {self.name: self.recipe(spec).model_dump(mode="json"), "checkpoint": t.checkpoint.model_dump(mode="json"),
-                "deepspeed": t.deepspeed.model_dump(mode="json")}  # fmt: skip
+                "deepspeed": t.deepspeed.model_dump(mode="json"), "heldout_eval_tokens": t.heldout_eval_tokens}  # fmt: skip
 
     def external_inputs(self, spec: Spec) -> dict[str, str]:
         return {}
@@ -83,19 +85,38 @@ class TrainingStage(ABC):
                 with open(os.path.join(out_dir, "training.json"), "w") as fh:
                     json.dump({"stage": self.name, "recipe": recipe.model_dump(mode="json"), "deepspeed": deepspeed,
                                "lineage": lineage, "training_arguments": result.resolved}, fh, indent=2, default=str)  # fmt: skip
+                result.metrics.update(self._heldout(ctx, model_path, out_dir, seq_len))
         with ctx.out.fs.open(ctx.out.file("loss.png"), "wb") as fh:
             fh.write(_plot(result.curves, self.title))
         if is_rank_zero():  # the model is about to be published
             shutil.rmtree(ctx.layout.checkpoint_dir(self.name), ignore_errors=True)
             shutil.rmtree(self.dataset_cache(ctx), ignore_errors=True)
+        model_url = ctx.layout.url(join(ctx.layout.stage_dir(self.name), MODEL_DIR))
         return StageResult(
             counts=result.counts,
             metrics=result.metrics,
-            info={"model_path": ctx.layout.url(join(ctx.layout.stage_dir(self.name), MODEL_DIR)), "trained": True,
+            info={"model_path": model_url, "trained": True,
                   "deepspeed_zero_stage": (deepspeed or {}).get("zero_optimization", {}).get("stage"), **lineage},  # fmt: skip
             reports=["loss.png", f"{MODEL_DIR}/training.json"],
+            tags={"domainllm.model_path": model_url, "domainllm.started_from": start,
+                  **{f"domainllm.input.{d}": m.fingerprint for d, m in ctx.upstream.items()}},  # fmt: skip
             curves=result.curves,
         )
+
+
+    def _heldout(self, ctx: StageContext, start: str, trained: str, seq_len: int) -> dict[str, float]:
+        """Domain and general held-out perplexity of the trained (and, for the first stage,
+        the starting) model: `heldout.<domain>.ppl`, `start.heldout.<domain>.ppl`."""
+        from domainllm.evals.perplexity import as_metrics, mix_heldout, perplexity
+
+        tokens = ctx.spec.training.heldout_eval_tokens
+        docs = mix_heldout(ctx.layout.fs, ctx.layout.stage_dir("mix")) if tokens else []
+        if not docs:
+            return {}
+        metrics = as_metrics(perplexity(trained, docs, seq_len=seq_len, max_tokens=tokens))
+        if self.eval_start:
+            metrics.update(as_metrics(perplexity(start, docs, seq_len=seq_len, max_tokens=tokens), "start.heldout"))
+        return metrics
 
 
 def _plot(curves: dict[str, list[tuple[int, float]]], title: str) -> bytes:

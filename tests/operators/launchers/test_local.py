@@ -134,3 +134,21 @@ def test_unstartable_interpreter_is_a_clear_error(log) -> None:
     logger, _ = log
     with pytest.raises(RuntimeError, match="cannot start '/nonexistent/python' for probe"):
         _InlineLauncher().launch(_request("print(1)", python="/nonexistent/python"), logger)
+
+
+def test_several_processes_run_under_torchrun_and_threads_follow_the_cpu_request() -> None:
+    from domainllm.spec.runtime import Resources
+
+    req = LaunchRequest(
+        name="cpt", run_id="r", command=("domainllm", "stage", "run", "cpt"), image="trainer", image_ref=None,
+        python="/venv/bin/python", resources=Resources(cpu="4", processes=2),
+    )  # fmt: skip
+    argv = LocalLauncher.argv(req)
+    assert argv[:6] == ["/venv/bin/python", "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr"]
+    assert argv[-5:] == ["-m", "domainllm", "stage", "run", "cpt"]
+    env = LocalLauncher.thread_env(req)
+    assert all(env[v] == "2" for v in env) and (env or os.environ.get("OMP_NUM_THREADS"))
+    single = LaunchRequest(name="pii", run_id="r", command=("domainllm", "stage", "run", "pii"), image="worker",
+                           image_ref=None, python=None, resources=Resources(cpu="500m"))  # fmt: skip
+    assert LocalLauncher.argv(single)[1:3] == ["-m", "domainllm"]
+    assert all(v == "1" for v in LocalLauncher.thread_env(single).values())

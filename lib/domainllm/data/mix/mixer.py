@@ -56,6 +56,8 @@ class Scan:
     features: np.ndarray | tuple[np.ndarray, np.ndarray] | None
     sources: list[str]
     domain_of: dict[str, str]
+    held: np.ndarray
+    """True for documents held out of the mix (`heldout_fraction`)."""
 
 
 @dataclass
@@ -69,8 +71,18 @@ class MixResult:
     notes: list[str] = field(default_factory=list)
 
 
+_HELDOUT_SALT = 0x5EED
+HELDOUT_DIR = "heldout"
+
+
 def _uniform(doc_id: str, seed: int) -> float:
     return xxhash.xxh64_intdigest(f"{seed}\0{doc_id}".encode()) / 2.0**64
+
+
+def is_heldout(doc_id: str, cfg: MixConfig) -> bool:
+    """Whether a document is held out of the mix: by its id and the seed alone, so every mix
+    ratio (and the demo base model's pretraining, which skips them too) agrees."""
+    return _uniform(doc_id, cfg.seed + _HELDOUT_SALT) < cfg.heldout_fraction
 
 
 def _record_task(metadata: str) -> str | None:
@@ -83,7 +95,7 @@ def _record_task(metadata: str) -> str | None:
 
 
 def scan(fs: fsspec.AbstractFileSystem, in_dir: str, cfg: MixConfig) -> Scan:
-    cols = {k: [] for k in ("shard", "row", "source", "chars", "cost", "u")}
+    cols = {k: [] for k in ("shard", "row", "source", "chars", "cost", "u", "held")}
     feats: list = []
     sources: list[str] = []
     domain_of: dict[str, str] = {}
@@ -105,6 +117,7 @@ def scan(fs: fsspec.AbstractFileSystem, in_dir: str, cfg: MixConfig) -> Scan:
             cols["source"].append(sources.index(src))
             cols["chars"].append(len(text))
             cols["u"].append(_uniform(doc_id, cfg.seed))
+            cols["held"].append(is_heldout(doc_id, cfg))
         cols["cost"].extend(costs(texts, table.column("kind").to_pylist(), cur.order_by, scorer))
         if cfg.grouping.method == "minhash":
             feats.append(grouping_keys(texts, cfg.grouping.similarity))
@@ -119,7 +132,7 @@ def scan(fs: fsspec.AbstractFileSystem, in_dir: str, cfg: MixConfig) -> Scan:
     return Scan(np.asarray(cols["shard"], np.int64), np.asarray(cols["row"], np.int64),
                 np.asarray(cols["source"], np.int32), np.asarray(cols["chars"], np.int64),
                 np.asarray(cols["cost"], np.float64), np.asarray(cols["u"], np.float64), features, sources,
-                domain_of)  # fmt: skip
+                domain_of, np.asarray(cols["held"], bool))  # fmt: skip
 
 
 def _group(idx: np.ndarray, s: Scan, cfg: MixConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +156,7 @@ def sample_copies(s: Scan, plan: MixPlan) -> np.ndarray:
     even for sources of a few large documents."""
     copies = np.zeros(len(s.row), dtype=np.int64)
     for i, name in enumerate(s.sources):
-        members = np.nonzero(s.source == i)[0]
+        members = np.nonzero((s.source == i) & ~s.held)[0]
         r = plan.repeat[name]
         copies[members] = int(np.floor(r))
         want = (r - np.floor(r)) * s.chars[members].sum()
@@ -181,6 +194,21 @@ def order_mix(s: Scan, plan: MixPlan, cfg: MixConfig) -> tuple[np.ndarray, ...]:
     return cat(out_doc, np.int64), cat(out_copy, np.int16), cat(out_stage, np.int16), cat(out_group, np.int64)
 
 
+def _write_heldout(s: Scan, in_fs, paths: list[str], out_fs, out_dir: str, result: MixResult, compression: str) -> None:
+    """The held-out documents, in input order, to `heldout/` (docs schema, with `domain`)."""
+    writer = ShardWriter(out_fs, f"{out_dir}/{HELDOUT_DIR}", DOCS_SCHEMA, max_records=1 << 62, max_bytes=1 << 62,
+                         compression=compression, write_empty=True)  # fmt: skip
+    held = np.nonzero(s.held)[0]
+    for shard in np.unique(s.shard[held]).tolist():
+        members = held[s.shard[held] == shard]
+        with in_fs.open(paths[shard], "rb") as fh:
+            table = pq.read_table(fh, columns=DOCS_SCHEMA.names).take(pa.array(s.row[members]))
+        for row in table.to_pylist():
+            writer.add(row, len(row["text"]))
+            result.counts[f"heldout.{row['domain']}"] += 1
+    writer.close()
+
+
 def build_mix(
     cfg: MixConfig,
     task_of: dict[str, str | None],
@@ -195,12 +223,12 @@ def build_mix(
     s = scan(in_fs, in_dir, cfg)
     sizes = []
     for i, name in enumerate(s.sources):
-        mask = s.source == i
+        mask = (s.source == i) & ~s.held
         sizes.append(SourceSize(name, s.domain_of[name], int(s.chars[mask].sum()), int(mask.sum())))
     plan = plan_mix(sizes, cfg)
     doc, copy, stage, group = order_mix(s, plan, cfg)
     result = MixResult(plan, sizes)
-    result.counts.update(docs_in=len(s.row), docs_out=len(doc))
+    result.counts.update(docs_in=len(s.row), docs_out=len(doc), docs_heldout=int(s.held.sum()))
     result.stage_sizes = np.bincount(stage, minlength=int(stage.max()) + 1 if len(stage) else 0).tolist()
     if len(group):
         _, members = np.unique(np.stack([group, copy.astype(np.int64)], axis=1), axis=0, return_counts=True)
@@ -227,6 +255,7 @@ def build_mix(
             result.chars_by_source[row["source"]] += len(row["text"])
         progress.update(docs=lo + len(chunk))
     writer.close()
+    _write_heldout(s, in_fs, paths, out_fs, out_dir, result, compression)
     total = sum(result.chars_by_source.values())
     domain = sum(result.chars_by_source.get(z.name, 0) for z in sizes if z.domain == "domain")
     if total and abs(domain / total - cfg.domain_fraction) > 0.02:

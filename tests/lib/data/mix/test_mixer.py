@@ -137,3 +137,19 @@ def test_perplexity_curriculum_orders_by_a_models_loss(tmp_path: Path) -> None:
 def test_perplexity_needs_a_model() -> None:
     with pytest.raises(ValueError, match="order_by: perplexity needs `model`"):
         MixConfig(curriculum={"order_by": "perplexity"})
+
+
+def test_heldout_documents_stay_out_of_the_mix_and_do_not_depend_on_the_ratio(tmp_path: Path) -> None:
+    def heldout(name: str, fraction: float):
+        (tmp_path / name).mkdir()
+        result, rows = mixed(tmp_path / name, MixConfig(domain_fraction=fraction, heldout_fraction=0.1))
+        held = [r for f in sorted((tmp_path / name / "out" / "heldout").glob("part-*.parquet")) for r in pq.read_table(f).to_pylist()]
+        return result, rows, held
+
+    result, rows, held = heldout("a", 0.7)
+    ids = {r["id"] for r in held}
+    assert 8 <= len(ids) <= 26 and {r["domain"] for r in held} == {"domain", "general"}  # ~10% of 160
+    assert not ids & {r["id"] for r in rows}
+    assert result.counts["docs_heldout"] == len(held) == result.counts["heldout.domain"] + result.counts["heldout.general"]
+    _, rows_b, held_b = heldout("b", 1.0)
+    assert {r["id"] for r in held_b} == ids and {r["source"] for r in rows_b} == {"perl"}

@@ -1,0 +1,1 @@
+"""Model evaluation: held-out perplexity now; the suites and the promotion gate build on it."""
