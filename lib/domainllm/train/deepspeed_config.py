@@ -67,6 +67,13 @@ def deepspeed_config(choice: ZeroChoice, *, bf16: bool, nvme_path: str = "/local
     }
 
 
+def node_memory_bytes() -> int:
+    """This node's physical memory."""
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def resolve(ds: DeepSpeedConfig, model_path: str, *, seq_len: int, micro_batch: int, bf16: bool) -> dict[str, Any] | None:
     """The DeepSpeed config a training stage runs with, or None for plain PyTorch.
 
@@ -92,7 +99,7 @@ def resolve(ds: DeepSpeedConfig, model_path: str, *, seq_len: int, micro_batch: 
     per_node = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
     hw = Hardware(gpu_mem_bytes=props.total_memory, gpus_per_node=per_node, nodes=max(1, world // per_node),
-                  cpu_mem_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+                  cpu_mem_bytes=node_memory_bytes(),
                   nvme=os.path.isdir(ds.nvme_path))  # fmt: skip
     best = recommend(options(ModelSize.from_config_dir(model_path), hw, seq_len=seq_len, micro_batch=micro_batch))
     if best is None:

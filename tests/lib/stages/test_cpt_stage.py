@@ -1,5 +1,6 @@
 """Continued pretraining on the packed data: the model learns, loads with transformers, and
-a run killed mid-way resumes from its checkpoint and ends with the uninterrupted losses."""
+a run killed mid-way (CPT, and SFT with its shuffled, packed examples) resumes from its
+checkpoint and ends with the uninterrupted losses; the chat-vector option."""
 
 from __future__ import annotations
 
@@ -43,29 +44,30 @@ def test_cpt_learns_and_saves_a_model(tiny_spec: Path, home: Path) -> None:
     assert run_stage(spec, "cpt", "c").skipped
 
 
-def test_a_killed_run_resumes_and_matches_the_uninterrupted_losses(home: Path, corpora: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stage", ["cpt", "sft"])
+def test_a_killed_run_resumes_and_matches_the_uninterrupted_losses(stage: str, home: Path, corpora: Path, tmp_path: Path) -> None:
     doc = tiny_spec_doc(corpora)
-    doc["training"]["cpt"]["max_steps"] = 24  # room to be killed well before the end
+    doc["training"][stage]["max_steps"] = 24  # room to be killed well before the end
     tiny_spec = write_spec(tmp_path / "spec.yaml", doc)
     spec = load_spec(tiny_spec)
-    for stage in UPSTREAM:
-        run_stage(spec, stage, "k")
+    for up in (*UPSTREAM, "cpt", "sft_data") if stage == "sft" else UPSTREAM:
+        run_stage(spec, up, "k")
     layout = RunLayout(spec.artifact_root, "k")
-    ckpt = Path(layout.checkpoint_dir("cpt"))
+    ckpt = Path(layout.checkpoint_dir(stage))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(domainllm_cmd("stage", "run", "cpt", "--spec", str(tiny_spec), "--run-id", "k"),
+    proc = subprocess.Popen(domainllm_cmd("stage", "run", stage, "--spec", str(tiny_spec), "--run-id", "k"),
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
     while not (ckpt / "checkpoint-4").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert layout.read_manifest("cpt") is None
-    resumed = run_stage(spec, "cpt", "k").manifest
+    assert layout.read_manifest(stage) is None
+    resumed = run_stage(spec, stage, "k").manifest
     resumed_step = int(resumed.info["resumed_from"].rsplit("-", 1)[1])
     assert 4 <= resumed_step < 24 and resumed.counts["steps"] == 24
 
-    straight = run_stage(spec, "cpt", "k", force=True).manifest  # the uninterrupted run
+    straight = run_stage(spec, stage, "k", force=True).manifest  # the uninterrupted run
     assert straight.info["resumed_from"] is None
     assert resumed.metrics["train_loss_last"] == pytest.approx(straight.metrics["train_loss_last"], rel=1e-4)
     assert resumed.metrics["eval_loss"] == pytest.approx(straight.metrics["eval_loss"], rel=1e-4)
