@@ -10,8 +10,11 @@ figure is real (non-pad) tokens per second of training.
   HF Trainer + DataCollatorForLanguageModeling; every document split into windows of at most
   seq_len and each batch padded to its longest window (the usual recipe when examples are
   not packed). Documents are the first `--docs` of the mix, tokenized once for both.
-- SFT. Ours: TRL SFTTrainer with BFD packing (padding-free). Baseline: the same trainer with
-  packing off (each batch padded). Same examples, one epoch each.
+- SFT. Ours: TRL SFTTrainer with BFD packing, batches of packed rows (`PackedRowsCollator`,
+  what the sft stage uses with SDPA attention). Baseline: the same trainer with packing off
+  (each batch padded). Same examples, one epoch each. `--flat` adds TRL's own padding-free
+  collator (the whole batch flattened into one sequence, made for Flash Attention's varlen
+  kernel).
 """
 
 from __future__ import annotations
@@ -73,23 +76,30 @@ def cpt(model_dir: str, docs: list[str], seq_len: int, batch: int) -> dict[str, 
     return results
 
 
-def sft(model_dir: str, examples: list[list[dict]], seq_len: int, batch: int) -> dict[str, dict[str, float]]:
+def sft(model_dir: str, examples: list[list[dict]], seq_len: int, batch: int, flat: bool) -> dict[str, dict[str, float]]:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from domainllm.train.packed import PackedRowsCollator
+
     tok = AutoTokenizer.from_pretrained(model_dir)
-    lengths = [min(len(tok.apply_chat_template(m, tokenize=True)), seq_len) for m in examples]
+    lengths = [min(len(tok(tok.apply_chat_template(m, tokenize=False), add_special_tokens=False)["input_ids"]), seq_len) for m in examples]
     real = sum(lengths)
     results = {}
-    for name, packing in (("BFD packing (ours)", True), ("padded (no packing)", False)):
+    variants = [("BFD packing, rows (ours)", True, True), ("padded (no packing)", False, False)]
+    if flat:
+        variants.append(("BFD packing, flattened (TRL padding-free)", True, False))
+    for name, packing, as_rows in variants:
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_pretrained(model_dir)
         with tempfile.TemporaryDirectory() as tmp:
             args = _args(tmp, None, batch, cls=SFTConfig, max_length=seq_len, packing=packing, assistant_only_loss=True)
             trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_dict({"messages": examples}),
                                  processing_class=tok)  # fmt: skip
+            if as_rows:  # what the sft stage uses with SDPA
+                trainer.data_collator = PackedRowsCollator(tok.pad_token_id)
             t0 = time.perf_counter()
             trainer.train()
             elapsed = time.perf_counter() - t0
@@ -106,6 +116,7 @@ def main() -> None:
     p.add_argument("--docs", type=int, default=600)
     p.add_argument("--examples", type=int, default=600)
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--flat", action="store_true", help="also time TRL's flattened padding-free batches")
     p.add_argument("--out", default="bench/.data/packing_throughput.json")
     a = p.parse_args()
 
@@ -120,9 +131,9 @@ def main() -> None:
 
     print(f"model {model_dir}, seq_len {seq_len}, torch threads {torch.get_num_threads()}", flush=True)
     results = {"cpt": cpt(model_dir, docs[: a.docs], seq_len, a.batch),
-               "sft": sft(model_dir, examples[: a.examples], seq_len, a.batch)}  # fmt: skip
+               "sft": sft(model_dir, examples[: a.examples], seq_len, a.batch, a.flat)}  # fmt: skip
     for kind, r in results.items():
-        ours, base = list(r.values())
+        ours, base = list(r.values())[:2]
         print(f"{kind}: packing gain x{ours['tokens_per_s'] / base['tokens_per_s']:.2f}")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(results, indent=2))

@@ -57,7 +57,7 @@ def tiny_spec_doc(corpora: Path, **overrides) -> dict:
                  "decontamination": {"eval_sets": [{"name": "tiny-eval", "path": str(corpora / "tiny-eval.jsonl")}]}},
         "training": {"cpt": {"max_steps": 12, "micro_batch_size": 4, "eval_every_steps": 6, "eval_fraction": 0.05,
                              "optim": {"learning_rate": 3e-3}},
-                     "sft": {"demo": {"max_answer_chars": 200}, "seq_len": 128, "max_steps": 100, "micro_batch_size": 8,
+                     "sft": {"demo": {"max_answer_chars": 200}, "seq_len": 128, "max_steps": 30, "micro_batch_size": 8,
                              "eval_every_steps": 25, "eval_fraction": 0.1, "optim": {"learning_rate": 1e-2}},
                      "dpo": {"demo": {"max_pairs": 48, "max_new_tokens": 24}, "seq_len": 128, "max_steps": 12,
                              "micro_batch_size": 4, "eval_every_steps": 6, "eval_fraction": 0.2,

@@ -22,6 +22,7 @@ def train_sft(recipe: SftConfig, ckpt: CheckpointConfig, *, model_path: str, tra
     from domainllm.train.callbacks import CurveRecorder, quiet
     from domainllm.train.checkpoints import prepare_checkpoints
     from domainllm.train.model_io import load_model, save_trained
+    from domainllm.train.packed import PackedRowsCollator
     from domainllm.train.results import finish
 
     # 1. Resume point and settings (before the model: under ZeRO-3 loading is partitioned)
@@ -47,8 +48,12 @@ def train_sft(recipe: SftConfig, ckpt: CheckpointConfig, *, model_path: str, tra
     train_ds = train_ds.select_columns(columns)
     eval_ds = eval_ds.select_columns(columns) if has_eval else None
     recorder = CurveRecorder()
+    # packed rows: flattened into one sequence for Flash Attention's varlen kernel (TRL's
+    # default), kept as rows for SDPA/eager, where one long sequence costs quadratically more
     trainer = quiet(SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
-                         callbacks=trainer_callbacks(recipe, recorder, has_eval)))  # fmt: skip
+                               callbacks=trainer_callbacks(recipe, recorder, has_eval)))  # fmt: skip
+    if recipe.packing and model.config._attn_implementation != "flash_attention_2":
+        trainer.data_collator = PackedRowsCollator(tokenizer.pad_token_id)  # TRL refuses it in its constructor
     output = trainer.train(resume_from_checkpoint=resume)
     result = finish(trainer, output, recorder, resumed_from=resume, has_eval=has_eval)
     result.counts["train_examples"] = len(train_ds)

@@ -46,14 +46,16 @@ def _generate(model_dir: str, question: str, max_new_tokens: int = 48) -> list[i
     return out[0, enc["input_ids"].shape[1] :].tolist()
 
 
-def test_cpt_sft_dpo_chain_learns_each_lesson(tiny_spec: Path, home: Path) -> None:
+def test_cpt_sft_dpo_chain_learns_each_lesson(home: Path, corpora: Path, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
     from mlflow import MlflowClient
     from transformers import AutoTokenizer
 
     from domainllm.tracking import tracking_uri
 
-    spec = load_spec(tiny_spec)
+    doc = tiny_spec_doc(corpora)
+    doc["training"]["sft"]["max_steps"] = 100  # long enough to learn where answers end
+    spec = load_spec(write_spec(tmp_path / "spec.yaml", doc))
     for stage in (*UPSTREAM, "cpt"):
         run_stage(spec, stage, "s")
     layout = RunLayout(spec.artifact_root, "s")
