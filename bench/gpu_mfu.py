@@ -12,6 +12,9 @@ Model: a Llama config of ~0.8B parameters (hidden 1536, 24 layers, 12 heads, MLP
 - baseline: HF Trainer on the same documents padded per batch (DataCollatorForLanguageModeling),
   eager attention, the same batch size.
 
+Both rates count from the end of step 1 (compilation and allocator warm-up excluded) to the
+end of the last step.
+
 MFU = achieved model FLOPs / peak: 6 x params x tokens plus the attention term
 12 x layers x hidden x seq_len per token (Megatron-LM's accounting, no recomputation counted),
 over the GPU's dense bf16 peak (`--peak-tflops`; H100/H200 SXM: 989).
@@ -71,6 +74,20 @@ def pad(batch: list[dict]) -> dict:
     return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
 
 
+class StepTimer:
+    """Wall clock at the end of step 1 and of the last step (a TrainerCallback by duck typing)."""
+
+    first = last = 0.0
+
+    def __getattr__(self, name):  # every other callback event: nothing to do
+        return lambda *args, **kwargs: None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 1:
+            self.first = time.perf_counter()
+        self.last = time.perf_counter()
+
+
 def flops_per_token(params: int, shape: dict, seq_len: int) -> float:
     return 6 * params + 12 * shape["num_hidden_layers"] * shape["hidden_size"] * seq_len
 
@@ -121,12 +138,15 @@ def main() -> None:
                                  bf16=cuda, use_cpu=not cuda, report_to=[], save_strategy="no", logging_steps=10_000,
                                  disable_tqdm=True)  # fmt: skip
 
-        trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": windows}), data_collator=pad)
+        timer = StepTimer()
+        trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": windows}), data_collator=pad,
+                          callbacks=[timer])  # fmt: skip
         t0 = time.perf_counter()
         trainer.train()
         base_s = time.perf_counter() - t0
-        real = sum(len(w) for w in windows[: a.steps * a.micro_batch])
-        base_tps = real / base_s
+        # as ours (the CurveRecorder): from the end of step 1 to the end of the last step
+        real = sum(len(w) for w in windows[a.micro_batch : a.steps * a.micro_batch])
+        base_tps = real / (timer.last - timer.first)
     fpt = flops_per_token(params, shape, seq)
     peak = a.peak_tflops * 1e12
     out = {"device": torch.cuda.get_device_name() if cuda else "cpu", "params": params, "seq_len": seq,

@@ -76,6 +76,11 @@ class TrainingStage(ABC):
         init_process_group()
         seq_len = self.seq_len(ctx)
         with local_model(start) as model_path, ctx.out.local_dir(MODEL_DIR) as out_dir:
+            if not os.path.exists(os.path.join(model_path, "config.json")):
+                raise StageError(
+                    f"{start} holds no full model to train further (only a LoRA adapter: the stage before "
+                    f"{self.name} ran with lora.merge: false); set merge: true there"
+                )
             deepspeed = resolve(ctx.spec.training.deepspeed, model_path, seq_len=seq_len,
                                 micro_batch=recipe.micro_batch_size, bf16=use_bf16(recipe))  # fmt: skip
             result = self.train(ctx, model_path=model_path, out_dir=out_dir, seq_len=seq_len, deepspeed=deepspeed)
@@ -103,7 +108,6 @@ class TrainingStage(ABC):
             curves=result.curves,
         )
 
-
     def _heldout(self, ctx: StageContext, start: str, trained: str, seq_len: int) -> dict[str, float]:
         """Domain and general held-out perplexity of the trained (and, for the first stage,
         the starting) model: `heldout.<domain>.ppl`, `start.heldout.<domain>.ppl`."""
@@ -111,7 +115,7 @@ class TrainingStage(ABC):
 
         tokens = ctx.spec.training.heldout_eval_tokens
         docs = mix_heldout(ctx.layout.fs, ctx.layout.stage_dir("mix")) if tokens else []
-        if not docs:
+        if not docs or not os.path.exists(os.path.join(trained, "config.json")):  # LoRA with merge: false
             return {}
         metrics = as_metrics(perplexity(trained, docs, seq_len=seq_len, max_tokens=tokens))
         if self.eval_start:
