@@ -95,6 +95,16 @@ def test_cpt_sft_dpo_chain_learns_each_lesson(home: Path, corpora: Path, tmp_pat
     artifacts = {a.path for a in client.list_artifacts(dpo.mlflow_run_id, "model")}
     assert "model/training.json" in artifacts
 
+    # the other reference models: a frozen explicit copy, and LoRA's implicit one (no copy)
+    for variant in ({"reference": "explicit"}, {"reference": "implicit", "lora": {"r": 8, "alpha": 16, "target_modules": ["all-linear"]},
+                                                "optim": {"learning_rate": 1e-2}}):  # fmt: skip
+        doc["training"]["dpo"].update(variant)
+        m = run_stage(load_spec(write_spec(tmp_path / "spec.yaml", doc)), "dpo", "s").manifest
+        assert m.metrics["reward_margin_last"] > 0.3, variant
+        training = json.loads((Path(m.info["model_path"]) / "training.json").read_text())
+        assert training["training_arguments"]["precompute_ref_log_probs"] is False
+        assert (Path(m.info["model_path"]) / "adapter").exists() == ("lora" in variant)
+
 
 def test_user_sft_data_is_validated_and_bad_records_quarantined(home: Path, corpora: Path, tmp_path: Path) -> None:
     data = tmp_path / "sft.jsonl"
