@@ -72,6 +72,7 @@ def save_trained(trainer, tokenizer, out_dir: str, *, base_model: str, merge_lor
     folder is the same whatever the training was sharded across."""
     model = trainer.model_wrapped if trainer.is_deepspeed_enabled else trainer.model
     state = trainer.accelerator.get_state_dict(model)
+    end_partitioned_loading()
     if not trainer.is_world_process_zero():
         return None
     unwrapped = trainer.accelerator.unwrap_model(trainer.model)
@@ -94,6 +95,15 @@ def save_trained(trainer, tokenizer, out_dir: str, *, base_model: str, merge_lor
     merged.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     return {"adapter": "adapter", "model": "."}
+
+
+def end_partitioned_loading() -> None:
+    """After training: models loaded from here on (rank 0 alone merging LoRA, evaluating)
+    load whole. Under ZeRO-3, transformers would otherwise partition every `from_pretrained`
+    across the ranks (zero.Init), a collective the other ranks, done, never join."""
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
 
 
 def _finish_generation_config(model, tokenizer) -> None:

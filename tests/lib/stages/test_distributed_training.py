@@ -51,14 +51,17 @@ def _heldout_loss(model_dir: str, pack_dir: str, fraction: float) -> float:
     return sum(losses) / len(losses)
 
 
-@pytest.mark.parametrize("zero", [2, 3])
-def test_two_processes_train_with_zero_and_save_a_consolidated_model(zero: int, home: Path, corpora: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("zero", [None, 2, 3])
+def test_two_processes_train_with_zero_and_save_a_consolidated_model(zero: int | None, home: Path, corpora: Path,
+                                                                    tmp_path: Path) -> None:  # fmt: skip
+    """zero None: `auto` on CPU, which is plain DDP (no DeepSpeed)."""
     from mlflow import MlflowClient
 
     from domainllm.tracking import tracking_uri
 
     doc = tiny_spec_doc(corpora)
-    doc["training"]["deepspeed"] = {"zero_stage": zero}
+    if zero is not None:
+        doc["training"]["deepspeed"] = {"zero_stage": zero}
     spec_path = write_spec(tmp_path / "spec.yaml", doc)
     spec = load_spec(spec_path)
     for stage in UPSTREAM:
@@ -71,13 +74,14 @@ def test_two_processes_train_with_zero_and_save_a_consolidated_model(zero: int, 
     assert "rank 1 done; rank 0 publishes the outputs" in proc.stderr
     assert m.info["deepspeed_zero_stage"] == zero
     assert m.counts["steps"] == 12
+    assert m.metrics["heldout.domain.ppl"] < m.metrics["start.heldout.domain.ppl"]  # rank 0 evaluates alone
     assert m.counts["train_tokens"] == 2 * 4 * 64 * 12  # 2 ranks x micro-batch 4 x 64 tokens, 12 steps
     assert m.metrics["train_loss_last"] < m.metrics["train_loss_first"]
     # the saved weights are the trained ones, gathered whole
     recipe = spec.training.cpt
     trained = _heldout_loss(m.info["model_path"], layout.stage_dir("pack"), recipe.eval_fraction)
     base = _heldout_loss(layout.read_manifest("base_model").info["model_path"], layout.stage_dir("pack"), recipe.eval_fraction)
-    assert trained == pytest.approx(m.metrics["eval_loss"], rel=0.02) and trained < base - 0.2
+    assert trained == pytest.approx(m.metrics["eval_loss"], rel=0.02) and trained < base - 0.05
     # one stage run in MLflow: only rank 0 tracks
     runs = MlflowClient(tracking_uri(spec)).search_runs(
         [MlflowClient(tracking_uri(spec)).get_experiment_by_name(spec.name).experiment_id],
