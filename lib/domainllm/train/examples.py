@@ -76,7 +76,8 @@ def _messages(value: Any, field: str, *, role_key: str = "role", text_key: str =
         mapped = (roles or {r: r for r in ROLES}).get(role) if isinstance(role, str) else None
         if mapped is None:
             allowed = ", ".join(roles or ROLES)
-            raise ExampleError("bad_role", f"field `{field}[{i}].{role_key}` is {role!r}; expected one of {allowed}")
+            shown = repr(role) if len(repr(role)) <= 30 else repr(role)[:27] + "..."  # a label, but a record's own text
+            raise ExampleError("bad_role", f"field `{field}[{i}].{role_key}` is {shown}; expected one of {allowed}")
         content = _text(m, text_key, where=f"{field}[{i}].{text_key}")
         out.append({"role": mapped, "content": content})
     return out
