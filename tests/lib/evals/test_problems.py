@@ -49,3 +49,24 @@ def test_a_perl_problem_and_bad_problem_files(tmp_path: Path) -> None:
     path.write_text("")
     with pytest.raises(ProblemError, match="holds no problems"):
         read_problems(str(path))
+
+
+REFERENCE = {
+    "perl/add": "    return $x + $y;\n}\n",
+    "perl/max_of": "    my $m = shift @n;\n    for (@n) { $m = $_ if $_ > $m }\n    return $m;\n}\n",
+    "perl/reverse_words": "    return join ' ', reverse split ' ', $s;\n}\n",
+    "perl/count_vowels": "    return scalar(() = $s =~ /[aeiou]/gi);\n}\n",
+    "perl/is_palindrome": "    return $s eq reverse($s) ? 1 : 0;\n}\n",
+    "perl/sum_hash_values": "    my $t = 0;\n    $t += $_ for values %$h;\n    return $t;\n}\n",
+    "perl/uniq_sorted": "    my %seen;\n    return sort grep { !$seen{$_}++ } @items;\n}\n",
+    "perl/word_count": "    my %c;\n    $c{$_}++ for split ' ', $text;\n    return \\%c;\n}\n",
+}
+
+
+def test_the_shipped_perl_problems_are_solvable_and_not_trivially_passed() -> None:
+    from importlib.resources import files
+
+    problems = read_problems(str(files("domainllm.evals") / "sets" / "perl-problems.jsonl"))
+    assert {p.id for p in problems} == set(REFERENCE)
+    assert _passed(problems, [REFERENCE[p.id] for p in problems]) == [1] * len(problems)
+    assert _passed(problems, ["    return;\n}\n"] * len(problems)) == [0] * len(problems)
