@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from domainllm.spec.base import Location, Section
 from domainllm.spec.base_model import BaseModelConfig
 from domainllm.spec.data import DataConfig
+from domainllm.spec.evals import EvalConfig
 from domainllm.spec.runtime import RuntimeConfig
 from domainllm.spec.sources import Source
 from domainllm.spec.tracking import TrackingConfig
@@ -27,6 +28,8 @@ class Spec(Section):
     base_model: BaseModelConfig
     training: TrainingConfig = TrainingConfig()
     """CPT -> SFT -> DPO: recipes, optimizer, LoRA, DeepSpeed, checkpoints."""
+    evals: EvalConfig = EvalConfig()
+    """Evaluation suites with fixed decoding, and the promotion gate."""
     tracking: TrackingConfig = TrackingConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 

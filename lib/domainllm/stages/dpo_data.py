@@ -62,7 +62,8 @@ class DpoDataStage:
         return StageResult(counts=dict(counts), info={"enabled": True})
 
     def _demo(self, ctx: StageContext, cfg: DemoDpoData) -> tuple[list[dict], Counter]:
-        from domainllm.train.generate import sample_answers
+        from domainllm.evals.generate import generate
+        from domainllm.spec.evals import Decoding
 
         if not ctx.upstream["sft_data"].info.get("enabled", True):
             raise StageError("training.dpo.demo builds its triples from the SFT examples; enable training.sft (with demo or data)")
@@ -71,9 +72,9 @@ class DpoDataStage:
         step = max(1, len(single) // cfg.max_pairs)
         picked = single[::step][: cfg.max_pairs]
         prompts = [e["messages"][:-1] for e in picked]
+        decoding = Decoding(temperature=cfg.temperature, top_k=0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
         with local_model(ctx.upstream["cpt"].info["model_path"]) as weaker:
-            rejected = sample_answers(weaker, prompts, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                      seed=cfg.seed)  # fmt: skip
+            rejected = [samples[0].strip() for samples in generate(weaker, prompts, decoding, batch_size=32)]
         rows, counts = [], Counter(candidates=len(picked))
         for e, prompt, bad in zip(picked, prompts, rejected, strict=True):
             good = e["messages"][-1]["content"]

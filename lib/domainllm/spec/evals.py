@@ -1,0 +1,104 @@
+"""`evals`: the evaluation suites, their fixed decoding parameters, and the promotion gate.
+
+Decoding is fixed per suite and recorded with every result, so numbers stay comparable
+between runs; `builtin:NAME` names a set shipped with the project (`builtin:perl-problems`,
+`builtin:general-mc`, `builtin:humaneval`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from domainllm.spec.base import Section
+
+
+class Decoding(Section):
+    temperature: float = Field(default=0.0, ge=0)
+    """0: greedy."""
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    top_k: int = Field(default=0, ge=0)
+    """0: off."""
+    max_new_tokens: int = Field(default=256, ge=1)
+    repetition_penalty: float = Field(default=1.0, gt=0)
+    n: int = Field(default=1, ge=1)
+    """Samples per prompt (pass@k needs n >= k)."""
+    stop: tuple[str, ...] = ()
+    """Strings that end a completion (it is cut before them)."""
+    seed: int = 0
+
+
+class EvalSet(Section):
+    name: str
+    path: str
+    """A JSONL/CSV file (a path or URI), or `builtin:NAME`."""
+
+
+class PerplexitySuite(Section):
+    enabled: bool = True
+    max_tokens: int = Field(default=100_000, ge=1)
+    """Per held-out set (the mix's domain and general held-out documents)."""
+
+
+class CodeSuite(Section):
+    enabled: bool = True
+    sets: tuple[EvalSet, ...] = (EvalSet(name="perl", path="builtin:perl-problems"),)
+    k: tuple[int, ...] = (1,)
+    decoding: Decoding = Decoding(max_new_tokens=192, stop=("\nsub ", "\n__END__"))
+    wall_s: float = Field(default=10.0, gt=0)
+    memory_mb: int = Field(default=512, ge=16)
+
+    @model_validator(mode="after")
+    def _enough_samples(self) -> CodeSuite:
+        if max(self.k, default=1) > self.decoding.n:
+            raise ValueError(f"evals.code: pass@{max(self.k)} needs decoding.n >= {max(self.k)} (it is {self.decoding.n})")
+        return self
+
+
+class ChoiceSuite(Section):
+    enabled: bool = True
+    sets: tuple[EvalSet, ...] = (EvalSet(name="general", path="builtin:general-mc"),)
+    scoring: Literal["letter", "text"] = "letter"
+
+
+class JudgeSuite(Section):
+    """Off unless `endpoint` is set: an OpenAI-compatible server (e.g. our own vLLM)."""
+
+    endpoint: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    """Name of the environment variable holding the key (never the key itself)."""
+    prompts: EvalSet | None = None
+    rubric: tuple[str, ...] = ("accuracy", "coherence", "readability", "safety")
+    decoding: Decoding = Decoding(max_new_tokens=256)
+
+
+class GateRuleConfig(Section):
+    metric: str
+    """A per-item score: `perplexity.<domain|general>.loss`, `code.<set>.pass@<k>`,
+    `choice.<set>.correct`, `judge.<criterion>`."""
+    higher_is_better: bool
+    kind: Literal["improve", "no_regression"] = "no_regression"
+    margin: float = Field(default=0.0, ge=0)
+    relative: bool = False
+    against: tuple[Literal["champion", "base"], ...] = ("champion", "base")
+
+
+class GateConfig(Section):
+    rules: tuple[GateRuleConfig, ...] = (
+        GateRuleConfig(metric="perplexity.domain.loss", higher_is_better=False, kind="improve", margin=0.0),
+        GateRuleConfig(metric="perplexity.general.loss", higher_is_better=False, kind="no_regression", margin=0.1,
+                       relative=True),  # fmt: skip
+    )
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    bootstrap_samples: int = Field(default=2000, ge=100)
+
+
+class EvalConfig(Section):
+    backend: Literal["auto", "transformers", "vllm"] = "auto"
+    """Generation backend: vLLM when installed (auto), else transformers; same results."""
+    perplexity: PerplexitySuite = PerplexitySuite()
+    code: CodeSuite = CodeSuite()
+    choice: ChoiceSuite = ChoiceSuite()
+    judge: JudgeSuite = JudgeSuite()
+    gate: GateConfig = GateConfig()
