@@ -9,6 +9,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import fsspec
 
@@ -31,16 +32,23 @@ def mix_heldout(fs: fsspec.AbstractFileSystem, mix_dir: str) -> list[tuple[str, 
     return heldout_documents(fs, folder) if fs.exists(folder) else []
 
 
-def perplexity(model_path: str, docs: Iterable[tuple[str, str]], *, seq_len: int, max_tokens: int = 100_000,
-               batch_size: int = 8) -> dict[str, dict[str, float]]:  # fmt: skip
-    """{group: {loss, ppl, tokens}} with at most `max_tokens` scored tokens per group (whole
-    windows, documents in the given order). Each document ends with EOS, as in training."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+@dataclass(frozen=True)
+class WindowLoss:
+    """One scored window: the per-item unit the gate's bootstrap resamples."""
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    tok = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path).to(device).eval()
+    group: str
+    index: int
+    nll: float
+    tokens: int
+
+    @property
+    def loss(self) -> float:
+        return self.nll / self.tokens
+
+
+def windows_of(tok, docs: Iterable[tuple[str, str]], seq_len: int, max_tokens: int) -> dict[str, list[list[int]]]:
+    """Context-length windows per group, at most `max_tokens` scored tokens each (whole
+    windows, documents in the given order); each document ends with EOS, as in training."""
     windows: dict[str, list[list[int]]] = defaultdict(list)
     budget: dict[str, int] = defaultdict(int)
     for group, text in docs:
@@ -53,9 +61,21 @@ def perplexity(model_path: str, docs: Iterable[tuple[str, str]], *, seq_len: int
                 break
             windows[group].append(window)
             budget[group] += len(window) - 1
-    out: dict[str, dict[str, float]] = {}
-    for group, wins in sorted(windows.items()):
-        nll, count = 0.0, 0
+    return windows
+
+
+def window_losses(model_path: str, docs: Iterable[tuple[str, str]], *, seq_len: int, max_tokens: int = 100_000,
+                  batch_size: int = 8) -> list[WindowLoss]:  # fmt: skip
+    """The summed NLL and token count of every window, per group, in a fixed order (the same
+    documents give the same windows for every model sharing the tokenizer)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tok = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path).to(device).eval()
+    out: list[WindowLoss] = []
+    for group, wins in sorted(windows_of(tok, docs, seq_len, max_tokens).items()):
         for lo in range(0, len(wins), batch_size):
             batch = wins[lo : lo + batch_size]
             width = max(len(w) for w in batch)
@@ -65,11 +85,23 @@ def perplexity(model_path: str, docs: Iterable[tuple[str, str]], *, seq_len: int
                 logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
             target, keep = ids[:, 1:], mask[:, 1:].bool()
             losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
-            nll += float(losses[keep].sum())
-            count += int(keep.sum())
-        loss = nll / count
-        out[group] = {"loss": loss, "ppl": math.exp(loss), "tokens": count}
-        log.info("held-out %s: perplexity %.3f over %d tokens", group, out[group]["ppl"], count)
+            for j in range(len(batch)):
+                out.append(WindowLoss(group, lo + j, float(losses[j][keep[j]].sum()), int(keep[j].sum())))
+    return out
+
+
+def perplexity(model_path: str, docs: Iterable[tuple[str, str]], *, seq_len: int, max_tokens: int = 100_000,
+               batch_size: int = 8) -> dict[str, dict[str, float]]:  # fmt: skip
+    """{group: {loss, ppl, tokens}}: token-weighted over the group's windows."""
+    out: dict[str, dict[str, float]] = {}
+    for w in window_losses(model_path, docs, seq_len=seq_len, max_tokens=max_tokens, batch_size=batch_size):
+        r = out.setdefault(w.group, {"nll": 0.0, "tokens": 0})
+        r["nll"] += w.nll
+        r["tokens"] += w.tokens
+    for group, r in out.items():
+        loss = r.pop("nll") / r["tokens"]
+        r.update(loss=loss, ppl=math.exp(loss))
+        log.info("held-out %s: perplexity %.3f over %d tokens", group, r["ppl"], r["tokens"])
     return out
 
 
