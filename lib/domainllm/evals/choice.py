@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import string
 from dataclasses import dataclass
 from typing import Literal
+
+from domainllm.evals.jsonl import json_objects
 
 LETTERS = string.ascii_uppercase
 
@@ -76,15 +77,7 @@ def parse_items(text: str, name: str) -> list[ChoiceItem]:
             record = {"question": row[q], "choices": row[q + 1 : -1], "answer": row[-1]}
             items.append(_item(record, f"{name} row {n}", f"{name}:{n}"))
     else:
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ChoiceDataError(f"{name} line {n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise ChoiceDataError(f"{name} line {n}: a record must be a JSON object")
+        for n, record in json_objects(text.splitlines(), name, ChoiceDataError):
             items.append(_item(record, f"{name} line {n}", f"{name}:{n}"))
     if not items:
         raise ChoiceDataError(f"{name} holds no questions")

@@ -9,9 +9,9 @@ Problem records (JSONL, one per line): `id`, `prompt`, `tests`, and either `lang
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
+from domainllm.evals.jsonl import json_objects
 from domainllm.evals.sandbox import Limits, Outcome, run_sandboxed
 
 LANGUAGES = {"python": ("main.py", ["python3", "main.py"]), "perl": ("main.pl", ["perl", "main.pl"])}
@@ -60,13 +60,7 @@ def read_problems(path: str) -> list[Problem]:
 
     problems, seen = [], set()
     with fsspec.open(path, "rt", encoding="utf-8", compression="infer") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ProblemError(f"{path} line {lineno}: not valid JSON ({exc.msg})") from None
+        for lineno, record in json_objects(fh, path, ProblemError):
             problem = problem_from_record(record, f"{path} line {lineno}")
             if problem.id in seen:
                 raise ProblemError(f"{path} line {lineno}: problem id {problem.id!r} appears twice")
