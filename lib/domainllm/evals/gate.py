@@ -14,7 +14,7 @@ from domainllm.evals.stats import Difference, paired_bootstrap
 @dataclass(frozen=True)
 class Rule:
     metric: str
-    """A per-item score name, e.g. `perplexity.domain.loss`, `code.perl.pass@1`, `choice.general.correct`."""
+    """A per-item score name, e.g. `perplexity.domain.loss`, `code.perl.pass_at_1`, `choice.general.correct`."""
     higher_is_better: bool
     kind: Literal["improve", "no_regression"] = "no_regression"
     """`improve`: the interval's low end must clear `margin`; `no_regression`: it must stay above -`margin`."""

@@ -3,7 +3,7 @@ detail}`. The gate compares the same items across models; the stages save the ro
 Parquet and their means in MLflow.
 
 - perplexity: one item per context window of the held-out documents, `perplexity.<group>.loss`
-- code: one item per problem, `code.<set>.pass@<k>` (unbiased estimator over `decoding.n` samples
+- code: one item per problem, `code.<set>.pass_at_<k>` (unbiased estimator over `decoding.n` samples
   checked in the sandbox)
 - choice: one item per question, `choice.<set>.correct` (0 or 1, by log-likelihood)
 """
@@ -80,7 +80,7 @@ def code_rows(role: str, model_path: str, set_name: str, problems: list[Problem]
         failure = next((o for o in results if not o.passed), None)
         for k in ks:
             (score,) = pass_at_k([len(cs)], [correct], k)
-            rows.append(_row(role, "code", set_name, p.id, f"code.{set_name}.pass@{k}", score, samples=len(cs), correct=correct,
+            rows.append(_row(role, "code", set_name, p.id, f"code.{set_name}.pass_at_{k}", score, samples=len(cs), correct=correct,
                              timed_out=sum(o.timed_out for o in results),
                              failure=(failure.stderr[-300:] if failure else None)))  # fmt: skip
     log.info("code %s/%s: %d of %d samples passed", role, set_name, sum(o.passed for o in outcomes), len(outcomes))

@@ -75,7 +75,7 @@ class JudgeSuite(Section):
 
 class GateRuleConfig(Section):
     metric: str
-    """A per-item score: `perplexity.<domain|general>.loss`, `code.<set>.pass@<k>`,
+    """A per-item score: `perplexity.<domain|general>.loss`, `code.<set>.pass_at_<k>`,
     `choice.<set>.correct`, `judge.<criterion>`."""
     higher_is_better: bool
     kind: Literal["improve", "no_regression"] = "no_regression"

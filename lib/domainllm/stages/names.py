@@ -19,6 +19,9 @@ STAGE_IMAGES: dict[str, str] = {
     "sft": "trainer",
     "dpo_data": "trainer",
     "dpo": "trainer",
+    "eval_perplexity": "trainer",
+    "eval_code": "trainer",
+    "eval_choice": "trainer",
     "data_report": "worker",
 }
 
@@ -44,6 +47,9 @@ STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
     "sft": ("sft_data", "cpt"),
     "dpo_data": ("sft_data", "cpt"),
     "dpo": ("dpo_data", "sft"),
+    "eval_perplexity": ("dpo", "base_model", "mix"),
+    "eval_code": ("dpo", "base_model", "mix"),
+    "eval_choice": ("dpo", "base_model", "mix"),
     "data_report": ("ingest", "quality", "dedup_clusters", "dedup", "pii", "compliance", "decontaminate", "mix", "pack"),
 }
 

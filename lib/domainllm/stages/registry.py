@@ -25,6 +25,9 @@ _IMPLEMENTATIONS = {
     "sft": "domainllm.stages.sft:SftStage",
     "dpo_data": "domainllm.stages.dpo_data:DpoDataStage",
     "dpo": "domainllm.stages.dpo:DpoStage",
+    "eval_perplexity": "domainllm.stages.evaluate:EvalPerplexityStage",
+    "eval_code": "domainllm.stages.evaluate:EvalCodeStage",
+    "eval_choice": "domainllm.stages.evaluate:EvalChoiceStage",
     "data_report": "domainllm.stages.data_report:DataReportStage",
 }
 assert set(_IMPLEMENTATIONS) == set(STAGE_NAMES)

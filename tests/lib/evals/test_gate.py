@@ -56,5 +56,5 @@ def test_first_run_compares_with_the_base() -> None:
 
 
 def test_missing_scores_are_clear_errors() -> None:
-    with pytest.raises(ValueError, match="metric 'code.perl.pass@1' has no candidate scores"):
-        decide([Rule("code.perl.pass@1", higher_is_better=True)], _scores(0, 0, 0))
+    with pytest.raises(ValueError, match="metric 'code.perl.pass_at_1' has no candidate scores"):
+        decide([Rule("code.perl.pass_at_1", higher_is_better=True)], _scores(0, 0, 0))

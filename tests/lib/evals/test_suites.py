@@ -22,7 +22,7 @@ def test_rows_for_each_suite(tmp_path: Path) -> None:
     problems = load_problems("builtin:perl-problems")
     rows = code_rows("candidate", model, "perl", problems, Decoding(temperature=0.8, n=2, max_new_tokens=16), (1, 2),
                      Limits(wall_s=5))  # fmt: skip
-    assert len(rows) == 2 * len(problems) and {r["metric"] for r in rows} == {"code.perl.pass@1", "code.perl.pass@2"}
+    assert len(rows) == 2 * len(problems) and {r["metric"] for r in rows} == {"code.perl.pass_at_1", "code.perl.pass_at_2"}
     assert all(r["score"] == 0.0 and json.loads(r["detail"])["samples"] == 2 for r in rows)  # an untrained model solves nothing
     items = load_choice_items("builtin:general-mc")
     crows = choice_rows("base", model, "general", items, "letter")

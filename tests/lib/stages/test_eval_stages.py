@@ -1,0 +1,71 @@
+"""The eval stages after training: per-item rows for the candidate and the base (and the
+champion once the registry has one), per-role means in the manifest and MLflow; bad eval
+data stops the stage with a clear message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from domainllm.artifacts import RunLayout
+from domainllm.spec import load_spec
+from domainllm.stages.runner import StageError, run_stage
+from tests.conftest import tiny_spec_doc, write_spec
+from tests.lib.stages.test_cpt_stage import UPSTREAM
+
+pytestmark = pytest.mark.slow
+EVALS = ("eval_perplexity", "eval_code", "eval_choice")
+
+
+def test_suites_score_candidate_base_and_then_the_champion(home: Path, corpora: Path, tmp_path: Path) -> None:
+    import mlflow
+
+    from domainllm.evals.registry import CHAMPION
+    from domainllm.tracking import experiment_id
+
+    doc = tiny_spec_doc(corpora)
+    spec = load_spec(write_spec(tmp_path / "spec.yaml", doc))
+    for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo"):
+        run_stage(spec, stage, "e")
+    layout = RunLayout(spec.artifact_root, "e")
+    for stage in EVALS:
+        m = run_stage(spec, stage, "e").manifest
+        assert set(m.info["roles"]) == {"candidate", "base"}
+        rows = pq.read_table(Path(layout.stage_dir(stage)) / "items.parquet").to_pylist()
+        assert {r["role"] for r in rows} == {"candidate", "base"} and m.counts["items"] == len(rows)
+    perplexity = layout.read_manifest("eval_perplexity")
+    assert perplexity.metrics["candidate.perplexity.domain.loss"] < perplexity.metrics["base.perplexity.domain.loss"]
+    code = layout.read_manifest("eval_code")
+    assert code.counts["items.code.perl.pass_at_1"] == 8 and "candidate.code.perl.pass_at_1" in code.metrics
+    choice = layout.read_manifest("eval_choice")
+    assert choice.counts["items.choice.general.correct"] == 24
+    assert 0 <= choice.metrics["candidate.choice.general.correct"] <= 1
+    history = mlflow.MlflowClient().get_run(choice.mlflow_run_id).data.metrics
+    assert "candidate.choice.general.correct" in history
+
+    # a champion in the registry: the suites rerun (a new input) and score it too
+    experiment_id(spec)
+    client = mlflow.MlflowClient()
+    client.create_registered_model(spec.name)
+    version = client.create_model_version(spec.name, source=layout.read_manifest("sft").info["model_path"])
+    client.set_registered_model_alias(spec.name, CHAMPION, version.version)
+    again = run_stage(spec, "eval_choice", "e")
+    assert not again.skipped and set(again.manifest.info["roles"]) == {"candidate", "base", "champion"}
+
+
+def test_bad_eval_data_is_a_clear_error(home: Path, corpora: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "mc.jsonl"
+    bad.write_text(json.dumps({"question": "q", "choices": ["a", "b"], "answer": "Z"}) + "\n")
+    doc = tiny_spec_doc(corpora)
+    doc["evals"] = {"choice": {"sets": [{"name": "mine", "path": str(bad)}]}}
+    spec = load_spec(write_spec(tmp_path / "spec.yaml", doc))
+    for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo"):
+        run_stage(spec, stage, "b")
+    with pytest.raises(StageError, match=r"evals.choice.sets: mc.jsonl line 1: field `answer` is 'Z'"):
+        run_stage(spec, "eval_choice", "b")
+    doc["evals"] = {"choice": {"sets": [{"name": "gone", "path": str(tmp_path / "missing.jsonl")}]}}
+    with pytest.raises(StageError, match="evals.choice.sets: .*missing.jsonl"):
+        run_stage(load_spec(write_spec(tmp_path / "spec.yaml", doc)), "eval_choice", "b")
