@@ -50,7 +50,7 @@ class EvalStage(ABC):
 
         roles = {"candidate": ctx.upstream["dpo"].info["model_path"], "base": ctx.upstream["base_model"].info["model_path"]}
         current = champion(ctx.spec)
-        if current is not None:
+        if current is not None and current.model_path != roles["candidate"]:  # not already promoted
             roles["champion"] = current.model_path
         return roles
 

@@ -69,3 +69,38 @@ def test_bad_eval_data_is_a_clear_error(home: Path, corpora: Path, tmp_path: Pat
     doc["evals"] = {"choice": {"sets": [{"name": "gone", "path": str(tmp_path / "missing.jsonl")}]}}
     with pytest.raises(StageError, match="evals.choice.sets: .*missing.jsonl"):
         run_stage(load_spec(write_spec(tmp_path / "spec.yaml", doc)), "eval_choice", "b")
+
+
+def test_gate_promotes_a_better_model_and_rejects_a_degraded_one(home: Path, corpora: Path, tmp_path: Path) -> None:
+    import mlflow
+
+    from domainllm.evals.registry import CHALLENGER, CHAMPION
+    from domainllm.tracking import experiment_id
+
+    doc = tiny_spec_doc(corpora)
+    spec = load_spec(write_spec(tmp_path / "spec.yaml", doc))
+    for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", *EVALS):
+        run_stage(spec, stage, "g1")
+    # first run: no champion yet, the base stands in; the trained model beats it on the domain
+    passed = run_stage(spec, "gate", "g1").manifest
+    assert passed.info["passed"] and passed.info["version"] == "1"
+    experiment_id(spec)
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias(spec.name, CHAMPION).version) == "1"
+    assert str(client.get_model_version_by_alias(spec.name, CHALLENGER).version) == "1"
+    decision = json.loads((Path(RunLayout(spec.artifact_root, "g1").stage_dir("gate")) / "decision.json").read_text())
+    assert decision["passed"] and any("base standing in" in r for r in decision["reasons"])
+
+    # a deliberately degraded candidate: DPO with a learning rate that wrecks the model
+    doc["training"]["dpo"]["optim"] = {"learning_rate": 1.0, "warmup_ratio": 0.0}
+    bad = load_spec(write_spec(tmp_path / "bad.yaml", doc))
+    for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", *EVALS):
+        run_stage(bad, stage, "g2")
+    assert set(RunLayout(bad.artifact_root, "g2").read_manifest("eval_perplexity").info["roles"]) == {"candidate", "base", "champion"}
+    with pytest.raises(StageError, match=r"(?s)not promoted; the champion stays.*perplexity.domain.loss: candidate beats champion\?.*fails"):
+        run_stage(bad, "gate", "g2")
+    assert str(client.get_model_version_by_alias(spec.name, CHAMPION).version) == "1"
+    runs = client.search_runs([experiment_id(spec)], filter_string="tags.`domainllm.gate` = 'failed'")
+    assert len(runs) == 1  # the decision and its reasons are in MLflow
+    # the first run again: its candidate is the champion now, nothing to decide
+    assert run_stage(spec, "gate", "g1", force=True).manifest.info["already_champion"]
