@@ -42,7 +42,8 @@ class Check:
         return (f"{self.rule.metric}: candidate {verb} {self.against}"
                 f"{'' if self.baseline_role == self.against else f' ({self.baseline_role} standing in)'}? "
                 f"gain {self.difference.mean:+.4g}, {self.difference.items} items, interval "
-                f"[{self.difference.low:+.4g}, {self.difference.high:+.4g}]{sign}; needs low end > {self.threshold:+.4g}: {outcome}")
+                f"[{self.difference.low:+.4g}, {self.difference.high:+.4g}]{sign}; needs low end "
+                f"{'>' if self.rule.kind == 'improve' else '>='} {self.threshold + 0.0:+.4g}: {outcome}")
 
 
 @dataclass
