@@ -51,6 +51,7 @@ class GateStage:
             log.info("gate: the candidate %s is already the champion (version %s); nothing to decide", candidate, current.version)
             return StageResult(metrics={"gate.passed": 1.0}, info={"passed": True, "already_champion": True, "version": current.version})
         scores = self._scores(ctx)
+        self._report(ctx, scores)
         rules = [Rule(r.metric, r.higher_is_better, r.kind, r.margin, r.relative, tuple(r.against)) for r in cfg.rules]
         try:
             decision = decide(rules, scores, confidence=cfg.confidence, samples=cfg.bootstrap_samples)
@@ -75,6 +76,28 @@ class GateStage:
             json.dump({**record, "version": version}, fh, indent=2)
         return StageResult(metrics={"gate.passed": 1.0, **{f"gate.{c.rule.metric}.{c.against}.gain": c.difference.mean for c in decision.checks}},
                            info={"passed": True, "version": version, "model_path": candidate}, reports=["decision.json"])  # fmt: skip
+
+    def _report(self, ctx: StageContext, scores: dict[str, dict[str, list[float]]]) -> None:
+        """The comparison table (task log, MLflow) and plot (MLflow, and the stage output)."""
+        import mlflow
+
+        from domainllm.evals.report import plot, table
+
+        text = table(scores)
+        log.info("gate: candidate vs champion vs base (per-item means)\n%s", text)
+        mlflow.log_text(text, "comparison.md")
+        png = plot(scores)
+        with ctx.out.fs.open(ctx.out.file("comparison.png"), "wb") as fh:
+            fh.write(png)
+        with ctx.out.fs.open(ctx.out.file("comparison.md"), "w") as fh:
+            fh.write(text)
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:  # logged now: on a failed gate nothing is published
+            path = f"{tmp}/comparison.png"
+            with open(path, "wb") as fh:
+                fh.write(png)
+            mlflow.log_artifact(path)
 
     def _scores(self, ctx: StageContext) -> dict[str, dict[str, list[float]]]:
         """scores[metric][role], the items of every role in the same order (by item id)."""

@@ -88,8 +88,12 @@ def test_gate_promotes_a_better_model_and_rejects_a_degraded_one(home: Path, cor
     client = mlflow.MlflowClient()
     assert str(client.get_model_version_by_alias(spec.name, CHAMPION).version) == "1"
     assert str(client.get_model_version_by_alias(spec.name, CHALLENGER).version) == "1"
-    decision = json.loads((Path(RunLayout(spec.artifact_root, "g1").stage_dir("gate")) / "decision.json").read_text())
+    gate_dir = Path(RunLayout(spec.artifact_root, "g1").stage_dir("gate"))
+    decision = json.loads((gate_dir / "decision.json").read_text())
     assert decision["passed"] and any("base standing in" in r for r in decision["reasons"])
+    table = (gate_dir / "comparison.md").read_text()
+    assert "| metric | items | candidate | champion | base |" in table and "| perplexity.domain.loss |" in table
+    assert {a.path for a in client.list_artifacts(passed.mlflow_run_id)} >= {"comparison.md", "comparison.png", "gate_decision.json"}
 
     # a deliberately degraded candidate: DPO with a learning rate that wrecks the model
     doc["training"]["dpo"]["optim"] = {"learning_rate": 1.0, "warmup_ratio": 0.0}
