@@ -4,6 +4,7 @@ table (also printed in the task log) and a plot, logged to MLflow with the gate'
 from __future__ import annotations
 
 ROLES = ("candidate", "champion", "base")
+COLORS = {"candidate": "tab:blue", "champion": "tab:orange", "base": "tab:gray"}
 
 
 def means(scores: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
@@ -26,7 +27,7 @@ def plot(scores: dict[str, dict[str, list[float]]]) -> bytes:
     fig, axes = subplots(1, len(data), figsize=(3.2 * max(1, len(data)), 3.2), squeeze=False)
     for ax, (metric, by_role) in zip(axes[0], data.items(), strict=True):
         roles = [r for r in ROLES if r in by_role]
-        ax.bar(roles, [by_role[r] for r in roles], color=["tab:blue", "tab:orange", "tab:gray"][: len(roles)])
+        ax.bar(roles, [by_role[r] for r in roles], color=[COLORS[r] for r in roles])
         ax.set_title(metric, fontsize=9)
         ax.tick_params(axis="x", labelsize=8)
     return to_png(fig)
