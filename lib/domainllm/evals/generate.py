@@ -24,11 +24,10 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
 def generate(model_path: str, prompts: Sequence[str | list[dict]], decoding: Decoding, *, batch_size: int = 16) -> list[list[str]]:
     """`decoding.n` completions per prompt, in prompt order."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(model_path).to(device).eval()
+    from domainllm.evals.models import load_for_eval
+
+    model, tokenizer, device = load_for_eval(model_path, padding_side="left")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     sample = decoding.temperature > 0

@@ -69,11 +69,10 @@ def window_losses(model_path: str, docs: Iterable[tuple[str, str]], *, seq_len: 
     """The summed NLL and token count of every window, per group, in a fixed order (the same
     documents give the same windows for every model sharing the tokenizer)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    tok = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path).to(device).eval()
+    from domainllm.evals.models import load_for_eval
+
+    model, tok, device = load_for_eval(model_path)
     out: list[WindowLoss] = []
     for group, wins in sorted(windows_of(tok, docs, seq_len, max_tokens).items()):
         for lo in range(0, len(wins), batch_size):

@@ -88,12 +88,9 @@ def code_rows(role: str, model_path: str, set_name: str, problems: list[Problem]
 
 
 def choice_rows(role: str, model_path: str, set_name: str, items: list[ChoiceItem], scoring: str) -> list[dict]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from domainllm.evals.models import load_for_eval
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    tok = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path).to(device).eval()
+    model, tok, _ = load_for_eval(model_path)
     results = score_items(model, tok, items, scoring)  # type: ignore[arg-type]
     return [_row(role, "choice", set_name, r.id, f"choice.{set_name}.correct", float(r.correct), predicted=r.predicted,
                  answer=r.answer) for r in results]  # fmt: skip

@@ -4,10 +4,14 @@ hyper-parameters are `auto`, so the recipe's TrainingArguments stay the one sour
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from domainllm.spec.training import DeepSpeedConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,6 @@ def deepspeed_config(choice: ZeroChoice, *, bf16: bool, nvme_path: str = "/local
 
 def node_memory_bytes() -> int:
     """This node's physical memory."""
-    import os
-
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
@@ -80,10 +82,6 @@ def resolve(ds: DeepSpeedConfig, model_path: str, *, seq_len: int, micro_batch: 
     An explicit `zero_stage` is used as written. With `auto`, on GPUs the planner picks the
     fastest choice that fits this model on this job's GPUs (`LOCAL_WORLD_SIZE` per node,
     `WORLD_SIZE` in all); on CPU, or when plain data parallelism fits, DeepSpeed stays off."""
-    import logging
-    import os
-
-    log = logging.getLogger(__name__)
     if ds.zero_stage != "auto":
         choice = choose(ds)
         log.info("DeepSpeed: %s (from the spec)", choice.label)
