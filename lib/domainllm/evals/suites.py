@@ -6,18 +6,23 @@ Parquet and their means in MLflow.
 - code: one item per problem, `code.<set>.pass_at_<k>` (unbiased estimator over `decoding.n` samples
   checked in the sandbox)
 - choice: one item per question, `choice.<set>.correct` (0 or 1, by log-likelihood)
+- judge: one item per prompt and criterion, `judge.<criterion>` (1-5; NaN when the judge's
+  reply could not be read, with the reason)
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 
 import pyarrow as pa
 
 from domainllm.evals.choice import ChoiceItem, parse_items, score_items
+from domainllm.evals.generate import Generator
+from domainllm.evals.judge import Judge, JudgeItem, read_items
 from domainllm.evals.passk import pass_at_k
 from domainllm.evals.problems import Problem, humaneval_problems, read_problems
 from domainllm.evals.sandbox import Limits
@@ -52,6 +57,14 @@ def load_choice_items(path: str) -> list[ChoiceItem]:
         return parse_items(fh.read(), real.rsplit("/", 1)[-1])
 
 
+def load_judge_items(path: str) -> list[JudgeItem]:
+    import fsspec
+
+    real = builtin_path(path[len(BUILTIN) :]) if path.startswith(BUILTIN) else path
+    with fsspec.open(real, "rt", encoding="utf-8", compression="infer") as fh:
+        return read_items(fh.read(), real.rsplit("/", 1)[-1])
+
+
 def _row(role: str, suite: str, set_name: str, item_id: str, metric: str, score: float, **detail) -> dict:
     return {"role": role, "suite": suite, "set": set_name, "item_id": item_id, "metric": metric, "score": float(score),
             "detail": json.dumps(detail, sort_keys=True, ensure_ascii=False)}  # fmt: skip
@@ -64,11 +77,9 @@ def perplexity_rows(role: str, model_path: str, docs: list[tuple[str, str]], *, 
             for w in window_losses(model_path, docs, seq_len=seq_len, max_tokens=max_tokens)]  # fmt: skip
 
 
-def code_rows(role: str, model_path: str, set_name: str, problems: list[Problem], decoding: Decoding, ks: tuple[int, ...],
+def code_rows(role: str, generate: Generator, set_name: str, problems: list[Problem], decoding: Decoding, ks: tuple[int, ...],
               limits: Limits, *, workers: int = 4) -> list[dict]:  # fmt: skip
-    from domainllm.evals.generate import generate
-
-    completions = generate(model_path, [p.prompt for p in problems], decoding)
+    completions = generate([p.prompt for p in problems], decoding)
     jobs = [(p, c) for p, cs in zip(problems, completions, strict=True) for c in cs]
     with ThreadPoolExecutor(workers) as pool:
         outcomes = list(pool.map(lambda pc: pc[0].check(pc[1], limits), jobs))
@@ -81,7 +92,7 @@ def code_rows(role: str, model_path: str, set_name: str, problems: list[Problem]
         for k in ks:
             (score,) = pass_at_k([len(cs)], [correct], k)
             rows.append(_row(role, "code", set_name, p.id, f"code.{set_name}.pass_at_{k}", score, samples=len(cs), correct=correct,
-                             timed_out=sum(o.timed_out for o in results),
+                             timed_out=sum(o.timed_out for o in results), backend=generate.name,
                              failure=(failure.stderr[-300:] if failure else None)))  # fmt: skip
     log.info("code %s/%s: %d of %d samples passed", role, set_name, sum(o.passed for o in outcomes), len(outcomes))
     return rows
@@ -94,3 +105,16 @@ def choice_rows(role: str, model_path: str, set_name: str, items: list[ChoiceIte
     results = score_items(model, tok, items, scoring)  # type: ignore[arg-type]
     return [_row(role, "choice", set_name, r.id, f"choice.{set_name}.correct", float(r.correct), predicted=r.predicted,
                  answer=r.answer) for r in results]  # fmt: skip
+
+
+def judge_rows(role: str, generate: Generator, set_name: str, items: list[JudgeItem], decoding: Decoding, judge: Judge) -> list[dict]:
+    answers = [c[0] for c in generate([i.messages for i in items], decoding)]
+    graded = judge.grade_all(items, answers)
+    rows = []
+    for item, answer, (scores, error) in zip(items, answers, graded, strict=True):
+        for c in judge.rubric:
+            rows.append(_row(role, "judge", set_name, item.id, f"judge.{c}", scores[c] if scores else math.nan, error=error,
+                             answer=answer[:2000], backend=generate.name))  # fmt: skip
+    unscored = sum(s is None for s, _ in graded)
+    log.info("judge %s/%s: %d answers graded, %d unscored", role, set_name, len(items) - unscored, unscored)
+    return rows

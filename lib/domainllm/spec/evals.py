@@ -62,15 +62,33 @@ class ChoiceSuite(Section):
 
 
 class JudgeSuite(Section):
-    """Off unless `endpoint` is set: an OpenAI-compatible server (e.g. our own vLLM)."""
+    """Off unless `endpoint` is set: an OpenAI-compatible server (e.g. our own vLLM) whose model
+    grades each answer 1-5 per rubric criterion."""
 
     endpoint: str | None = None
+    """Base URL, ending in /v1."""
     model: str | None = None
+    """The judge model's name on the endpoint; default: the first one it lists."""
     api_key_env: str | None = None
     """Name of the environment variable holding the key (never the key itself)."""
-    prompts: EvalSet | None = None
+    prompts: EvalSet = EvalSet(name="domain", path="builtin:domain-questions")
     rubric: tuple[str, ...] = ("accuracy", "coherence", "readability", "safety")
     decoding: Decoding = Decoding(max_new_tokens=256)
+    """How the evaluated models answer (one answer per prompt)."""
+    structured: bool = True
+    """Hold the judge to a JSON schema (`response_format`); off for servers without it."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.endpoint is not None
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> JudgeSuite:
+        if self.decoding.n != 1:
+            raise ValueError("evals.judge.decoding.n must be 1: the judge grades one answer per prompt")
+        if not self.rubric or len(set(self.rubric)) != len(self.rubric):
+            raise ValueError("evals.judge.rubric must list distinct criteria")
+        return self
 
 
 class GateRuleConfig(Section):

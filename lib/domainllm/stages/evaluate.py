@@ -1,20 +1,30 @@
-"""Stages `eval_perplexity`, `eval_code`, `eval_choice`: one suite each, run on the candidate
+"""Stages `eval_perplexity`, `eval_code`, `eval_choice`, `eval_judge`: one suite each, run on the candidate
 (the last training stage's model), the champion (the registry's `champion` alias, when there
 is one) and the base. Per-item rows go to `items.parquet` for the gate; per-role means to
 the manifest and MLflow (`<role>.<metric>`)."""
 
 from __future__ import annotations
 
+import logging
+import math
 from abc import ABC, abstractmethod
 from collections import defaultdict
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
 from domainllm.data.shards import write_parquet
+from domainllm.evals.judge import mean_scored
 from domainllm.spec import Spec
 from domainllm.stages.base import StageContext, StageResult
 from domainllm.stages.models import local_model
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from domainllm.evals.generate import Generator
 
 ITEMS_FILE = "items.parquet"
 
@@ -68,9 +78,11 @@ class EvalStage(ABC):
         sums: dict[tuple[str, str], list[float]] = defaultdict(list)
         for r in rows:
             sums[(r["role"], r["metric"])].append(r["score"])
-        metrics = {f"{role}.{metric}": sum(v) / len(v) for (role, metric), v in sums.items()}
+        metrics = {f"{role}.{metric}": mean_scored(v) for (role, metric), v in sums.items()}
         items = {metric: len(v) for (role, metric), v in sums.items() if role == "candidate"}
-        return StageResult(counts={"items": len(rows), **{f"items.{m}": n for m, n in items.items()}}, metrics=metrics,
+        unscored = sum(math.isnan(r["score"]) for r in rows)  # a judge reply that could not be read
+        return StageResult(counts={"items": len(rows), "unscored": unscored, **{f"items.{m}": n for m, n in items.items()}},
+                           metrics={k: v for k, v in metrics.items() if not math.isnan(v)},
                            info={"enabled": True, "roles": roles, "items_file": ITEMS_FILE})  # fmt: skip
 
 
@@ -106,8 +118,9 @@ class EvalCodeStage(EvalStage):
 
         cfg = ctx.spec.evals.code
         limits = Limits(wall_s=cfg.wall_s, cpu_s=max(1, int(cfg.wall_s)), memory_mb=cfg.memory_mb)
-        return [row for s in cfg.sets for row in code_rows(role, model_path, s.name, _loaded(load_problems, s.path, "evals.code"),
-                                                           cfg.decoding, cfg.k, limits)]  # fmt: skip
+        sets = [(s.name, _loaded(load_problems, s.path, "evals.code.sets")) for s in cfg.sets]
+        with _generator(ctx, model_path) as generate:
+            return [row for name, problems in sets for row in code_rows(role, generate, name, problems, cfg.decoding, cfg.k, limits)]
 
 
 class EvalChoiceStage(EvalStage):
@@ -122,14 +135,80 @@ class EvalChoiceStage(EvalStage):
 
         cfg = ctx.spec.evals.choice
         return [row for s in cfg.sets
-                for row in choice_rows(role, model_path, s.name, _loaded(load_choice_items, s.path, "evals.choice"), cfg.scoring)]  # fmt: skip
+                for row in choice_rows(role, model_path, s.name, _loaded(load_choice_items, s.path, "evals.choice.sets"), cfg.scoring)]  # fmt: skip
 
 
-def _loaded(loader, path: str, section: str):
+class EvalJudgeStage(EvalStage):
+    """Off unless `evals.judge.endpoint` is set."""
+
+    name: ClassVar[str] = "eval_judge"
+    suite: ClassVar[str] = "judge"
+
+    def suite_config(self, spec: Spec) -> Any:
+        return spec.evals.judge
+
+    def run(self, ctx: StageContext) -> StageResult:
+        if ctx.spec.evals.judge.enabled:
+            self.judge = self._judge(ctx)
+        return super().run(ctx)
+
+    def _judge(self, ctx: StageContext):
+        from domainllm.evals.endpoint import EndpointError, describe_error, make_client
+        from domainllm.evals.judge import Judge
+        from domainllm.stages.runner import StageError
+
+        cfg = ctx.spec.evals.judge
+        try:
+            client = make_client(cfg.endpoint, cfg.api_key_env)
+        except EndpointError as exc:
+            raise StageError(f"evals.judge: {exc}") from None
+        model = cfg.model
+        if model is None:
+            import openai
+
+            try:
+                model = next(iter(client.models.list())).id
+            except openai.OpenAIError as exc:
+                raise StageError(f"evals.judge: {describe_error(exc, cfg.endpoint)}") from None
+            except StopIteration:
+                raise StageError(f"evals.judge: {cfg.endpoint} serves no model; set evals.judge.model") from None
+        log.info("judge: %s at %s, rubric %s", model, cfg.endpoint, ", ".join(cfg.rubric))
+        return Judge(client, model, cfg.rubric, structured=cfg.structured)
+
+    def rows(self, ctx: StageContext, role: str, model_path: str) -> list[dict]:
+        from domainllm.evals.endpoint import EndpointError
+        from domainllm.evals.suites import judge_rows, load_judge_items
+        from domainllm.stages.runner import StageError
+
+        cfg = ctx.spec.evals.judge
+        items = _loaded(load_judge_items, cfg.prompts.path, "evals.judge.prompts")
+        with _generator(ctx, model_path) as generate:
+            try:
+                return judge_rows(role, generate, cfg.prompts.name, items, cfg.decoding, self.judge)
+            except EndpointError as exc:
+                raise StageError(f"evals.judge: {exc}") from None
+
+
+@contextmanager
+def _generator(ctx: StageContext, model_path: str) -> Iterator[Generator]:
+    """The spec's generation backend for one model; a backend that cannot run is a StageError."""
+    from domainllm.evals.backends import BackendUnavailable, open_generator
+    from domainllm.evals.endpoint import EndpointError
+    from domainllm.serving.vllm_server import ServerError
+    from domainllm.stages.runner import StageError
+
+    try:
+        with open_generator(ctx.spec.evals.backend, model_path) as generate:
+            yield generate
+    except (BackendUnavailable, EndpointError, ServerError) as exc:
+        raise StageError(f"evals.backend {ctx.spec.evals.backend}: {exc}") from None
+
+
+def _loaded(loader, path: str, field: str):
     """An eval set, or a StageError that names the spec field and what is wrong with the file."""
     from domainllm.stages.runner import StageError
 
     try:
         return loader(path)
     except (OSError, ValueError) as exc:
-        raise StageError(f"{section}.sets: {exc}") from None
+        raise StageError(f"{field}: {exc}") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 from collections import defaultdict
 from typing import Any, ClassVar
 
@@ -20,7 +21,7 @@ from domainllm.stages.runner import StageError
 
 log = logging.getLogger(__name__)
 
-EVAL_STAGES = ("eval_perplexity", "eval_code", "eval_choice")
+EVAL_STAGES = ("eval_perplexity", "eval_code", "eval_choice", "eval_judge")
 PREVIOUS = "previous-champion"
 
 
@@ -118,7 +119,12 @@ class GateStage:
             for role, items in roles.items():
                 if sorted(items) != ids:
                     raise StageError(f"gate: {metric} was scored on different items for {role} and the candidate; rerun the eval stages")
-            scores[metric] = {role: [items[i] for i in ids] for role, items in roles.items()}
+            scored = [i for i in ids if not any(math.isnan(items[i]) for items in roles.values())]
+            if len(scored) < len(ids):  # judge replies that could not be read: compare like with like
+                log.info("gate: %s: %d of %d items left out, unscored for some model", metric, len(ids) - len(scored), len(ids))
+            if not scored:
+                raise StageError(f"gate: {metric} has no item scored for every model (see the eval stage's `unscored` count)")
+            scores[metric] = {role: [items[i] for i in scored] for role, items in roles.items()}
         return scores
 
     def _promote(self, ctx: StageContext, candidate: str, current) -> str:

@@ -22,6 +22,7 @@ STAGE_IMAGES: dict[str, str] = {
     "eval_perplexity": "trainer",
     "eval_code": "trainer",
     "eval_choice": "trainer",
+    "eval_judge": "trainer",
     "gate": "worker",
     "data_report": "worker",
 }
@@ -51,7 +52,8 @@ STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
     "eval_perplexity": ("dpo", "base_model", "mix"),
     "eval_code": ("dpo", "base_model", "mix"),
     "eval_choice": ("dpo", "base_model", "mix"),
-    "gate": ("eval_perplexity", "eval_code", "eval_choice", "dpo"),
+    "eval_judge": ("dpo", "base_model", "mix"),
+    "gate": ("eval_perplexity", "eval_code", "eval_choice", "eval_judge", "dpo"),
     "data_report": ("ingest", "quality", "dedup_clusters", "dedup", "pii", "compliance", "decontaminate", "mix", "pack"),
 }
 

@@ -28,6 +28,7 @@ _IMPLEMENTATIONS = {
     "eval_perplexity": "domainllm.stages.evaluate:EvalPerplexityStage",
     "eval_code": "domainllm.stages.evaluate:EvalCodeStage",
     "eval_choice": "domainllm.stages.evaluate:EvalChoiceStage",
+    "eval_judge": "domainllm.stages.evaluate:EvalJudgeStage",
     "gate": "domainllm.stages.gate:GateStage",
     "data_report": "domainllm.stages.data_report:DataReportStage",
 }

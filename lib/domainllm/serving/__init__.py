@@ -1,0 +1,1 @@
+"""Serving: the vLLM OpenAI-compatible server as a managed local process."""

@@ -1,0 +1,38 @@
+"""A tiny chat model vLLM's CPU build can serve (head size 32), fitted for a few seconds to
+a line of Perl so its greedy output is text (a random one emits stray bytes, which the
+backends' detokenizers render differently), and the skip for machines without the serving
+environment (`make test` creates it and exports its path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from domainllm.serving.vllm_server import PYTHON_ENV, vllm_python
+
+needs_vllm = pytest.mark.skipif(vllm_python() is None, reason=f"no vLLM environment: run `make serve-env` and set {PYTHON_ENV}")
+
+
+def tiny_chat_model(path: Path) -> str:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from domainllm.demo.tokenizer import CHAT_TEMPLATE, train_tokenizer
+
+    text = "sub hello { return 'world'; } my %h = (a => 1); print join(', ', @list);"
+    tok = train_tokenizer([text] * 50, vocab_size=300, model_max_length=4096)
+    tok.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                      num_key_value_heads=2, max_position_embeddings=4096, eos_token_id=tok.eos_token_id)  # fmt: skip
+    model = LlamaForCausalLM(cfg)
+    ids = torch.tensor([tok(" ".join([text] * 4))["input_ids"]])
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        model(input_ids=ids, labels=ids).loss.backward()
+        optim.step()
+        optim.zero_grad()
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
