@@ -12,8 +12,10 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 
 from domainllm.artifacts import RunLayout
+from domainllm.evals.registry import champion
 from domainllm.spec import load_spec
 from domainllm.stages.names import SHARDED_STAGES, STAGE_NAMES
 from domainllm.tracking import TAG_KIND, TAG_STAGE, find_pipeline_run, tracking_uri
@@ -65,6 +67,22 @@ def test_dags_test_runs_every_stage_nested_under_one_parent(airflow_db, tiny_spe
     report = layout.read_manifest("data_report").info["report_html"]
     assert f"report: {report}" in proc.stdout + proc.stderr and Path(report).read_text().startswith("<!doctype html>")
     assert layout.read_manifest("decontaminate").counts["removed.eval_contamination"] >= 1
+    gate = layout.read_manifest("gate").info
+    assert gate["passed"] and gate["version"] == "1" and champion(spec).version == "1"
+
+    # The next round trains a worse model (DPO at learning rate 1.0): only it and what follows
+    # rerun, the gate rejects it, the DAG run fails there with the reasons, the champion stays.
+    doc = yaml.safe_load(tiny_spec.read_text())
+    doc["training"]["dpo"]["optim"] = {"learning_rate": 1.0, "warmup_ratio": 0.0}
+    worse = write_spec(tiny_spec.parent / "worse.yaml", doc)
+    proc = _airflow("dags", "test", "domain_llm", "-c", json.dumps({"spec": str(worse), "run_id": "e2e"}))
+    out = proc.stdout + proc.stderr
+    assert "stage gate failed" in out and "not promoted; the champion stays" in out, out[-4000:]
+    assert "perplexity.domain.loss: candidate beats champion?" in out
+    assert "stage cpt: up to date" in out and "stage dpo: done in" in out
+    assert champion(spec).version == "1" and mlflow.get_run(find_pipeline_run(spec, "e2e")).info.status == "FAILED"
+    rejected = mlflow.MlflowClient().search_runs([parent_run.info.experiment_id], filter_string="tags.`domainllm.gate` = 'failed'")
+    assert len(rejected) == 1 and rejected[0].data.metrics["gate.passed"] == 0.0
 
 
 def test_a_failing_stage_fails_the_run_and_leaves_no_finished_output(

@@ -6,6 +6,8 @@ between runs; `builtin:NAME` names a set shipped with the project (`builtin:perl
 
 from __future__ import annotations
 
+import itertools
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -112,6 +114,50 @@ class GateConfig(Section):
     bootstrap_samples: int = Field(default=2000, ge=100)
 
 
+SEARCHABLE = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "n")
+MAX_COMBINATIONS = 64
+
+
+class DecodingSearch(Section):
+    """Optional stage `decoding_search`: tries every combination of `grid` on the candidate with
+    one suite's sets and reports the best. It only reports: the suites keep their fixed decoding
+    (copy the best into it to adopt it; comparisons with older runs then restart)."""
+
+    enabled: bool = False
+    suite: Literal["code", "judge"] = "code"
+    grid: dict[str, tuple[float, ...]] = {"temperature": (0.2, 0.6, 1.0), "top_p": (0.95, 1.0)}
+    """Decoding field -> values to try; the fields not listed keep the suite's decoding."""
+    k: int = Field(default=1, ge=1)
+    """code: the pass@k to maximise (every combination needs n >= k)."""
+
+    @model_validator(mode="after")
+    def _grid(self) -> DecodingSearch:
+        unknown = sorted(set(self.grid) - set(SEARCHABLE))
+        if unknown:
+            raise ValueError(f"evals.decoding_search.grid: unknown field(s) {unknown}; searchable: {', '.join(SEARCHABLE)}")
+        if any(not values for values in self.grid.values()):
+            raise ValueError("evals.decoding_search.grid: every field needs at least one value")
+        count = math.prod(len(v) for v in self.grid.values())
+        if count > MAX_COMBINATIONS:
+            raise ValueError(f"evals.decoding_search.grid has {count} combinations; at most {MAX_COMBINATIONS}: narrow it")
+        return self
+
+    def combinations(self, base: Decoding) -> list[Decoding]:
+        """Every grid point applied to `base` (ValueError naming the point if one is invalid)."""
+        keys = sorted(self.grid)
+        out = []
+        for values in itertools.product(*(self.grid[k] for k in keys)):
+            point = dict(zip(keys, values, strict=True))
+            for key in ("top_k", "max_new_tokens", "n"):
+                if key in point:
+                    point[key] = int(point[key])
+            try:
+                out.append(Decoding.model_validate({**base.model_dump(), **point}))
+            except ValueError as exc:
+                raise ValueError(f"evals.decoding_search.grid point {point}: {exc}") from None
+        return out
+
+
 class EvalConfig(Section):
     backend: Literal["auto", "transformers", "vllm"] = "auto"
     """Generation backend: vLLM when installed (auto), else transformers; same results."""
@@ -119,4 +165,22 @@ class EvalConfig(Section):
     code: CodeSuite = CodeSuite()
     choice: ChoiceSuite = ChoiceSuite()
     judge: JudgeSuite = JudgeSuite()
+    decoding_search: DecodingSearch = DecodingSearch()
     gate: GateConfig = GateConfig()
+
+    @model_validator(mode="after")
+    def _search_points(self) -> EvalConfig:
+        search = self.decoding_search
+        if not search.enabled:
+            return self
+        suite = self.code if search.suite == "code" else self.judge
+        for point in search.combinations(suite.decoding):
+            if search.suite == "code" and point.n < search.k:
+                raise ValueError(f"evals.decoding_search: pass@{search.k} needs n >= {search.k}; a grid point has n = {point.n}")
+            if search.suite == "judge" and point.n != 1:
+                raise ValueError("evals.decoding_search: the judge grades one answer per prompt; leave n out of the grid")
+            if point.temperature == 0 and point.n > 1:
+                raise ValueError(f"evals.decoding_search: a grid point has n = {point.n} with temperature 0 (greedy gives one answer)")
+        if search.suite == "judge" and not self.judge.enabled:
+            raise ValueError("evals.decoding_search.suite is judge, but evals.judge.endpoint is not set")
+        return self

@@ -113,13 +113,11 @@ class EvalCodeStage(EvalStage):
         return spec.evals.code
 
     def rows(self, ctx: StageContext, role: str, model_path: str) -> list[dict]:
-        from domainllm.evals.sandbox import Limits
-        from domainllm.evals.suites import code_rows, load_problems
+        from domainllm.evals.suites import code_rows
 
         cfg = ctx.spec.evals.code
-        limits = Limits(wall_s=cfg.wall_s, cpu_s=max(1, int(cfg.wall_s)), memory_mb=cfg.memory_mb)
-        sets = [(s.name, _loaded(load_problems, s.path, "evals.code.sets")) for s in cfg.sets]
-        with _generator(ctx, model_path) as generate:
+        limits, sets = code_limits(ctx.spec), code_sets(ctx.spec)
+        with generator_for(ctx, model_path) as generate:
             return [row for name, problems in sets for row in code_rows(role, generate, name, problems, cfg.decoding, cfg.k, limits)]
 
 
@@ -135,7 +133,7 @@ class EvalChoiceStage(EvalStage):
 
         cfg = ctx.spec.evals.choice
         return [row for s in cfg.sets
-                for row in choice_rows(role, model_path, s.name, _loaded(load_choice_items, s.path, "evals.choice.sets"), cfg.scoring)]  # fmt: skip
+                for row in choice_rows(role, model_path, s.name, loaded(load_choice_items, s.path, "evals.choice.sets"), cfg.scoring)]  # fmt: skip
 
 
 class EvalJudgeStage(EvalStage):
@@ -149,31 +147,8 @@ class EvalJudgeStage(EvalStage):
 
     def run(self, ctx: StageContext) -> StageResult:
         if ctx.spec.evals.judge.enabled:
-            self.judge = self._judge(ctx)
+            self.judge = judge_for(ctx.spec)
         return super().run(ctx)
-
-    def _judge(self, ctx: StageContext):
-        from domainllm.evals.endpoint import EndpointError, describe_error, make_client
-        from domainllm.evals.judge import Judge
-        from domainllm.stages.runner import StageError
-
-        cfg = ctx.spec.evals.judge
-        try:
-            client = make_client(cfg.endpoint, cfg.api_key_env)
-        except EndpointError as exc:
-            raise StageError(f"evals.judge: {exc}") from None
-        model = cfg.model
-        if model is None:
-            import openai
-
-            try:
-                model = next(iter(client.models.list())).id
-            except openai.OpenAIError as exc:
-                raise StageError(f"evals.judge: {describe_error(exc, cfg.endpoint)}") from None
-            except StopIteration:
-                raise StageError(f"evals.judge: {cfg.endpoint} serves no model; set evals.judge.model") from None
-        log.info("judge: %s at %s, rubric %s", model, cfg.endpoint, ", ".join(cfg.rubric))
-        return Judge(client, model, cfg.rubric, structured=cfg.structured)
 
     def rows(self, ctx: StageContext, role: str, model_path: str) -> list[dict]:
         from domainllm.evals.endpoint import EndpointError
@@ -181,16 +156,41 @@ class EvalJudgeStage(EvalStage):
         from domainllm.stages.runner import StageError
 
         cfg = ctx.spec.evals.judge
-        items = _loaded(load_judge_items, cfg.prompts.path, "evals.judge.prompts")
-        with _generator(ctx, model_path) as generate:
+        items = loaded(load_judge_items, cfg.prompts.path, "evals.judge.prompts")
+        with generator_for(ctx, model_path) as generate:
             try:
                 return judge_rows(role, generate, cfg.prompts.name, items, cfg.decoding, self.judge)
             except EndpointError as exc:
                 raise StageError(f"evals.judge: {exc}") from None
 
 
+def judge_for(spec: Spec):
+    """The judge of `evals.judge`, its model named or the endpoint's first; StageError if unusable."""
+    from domainllm.evals.endpoint import EndpointError, describe_error, make_client
+    from domainllm.evals.judge import Judge
+    from domainllm.stages.runner import StageError
+
+    cfg = spec.evals.judge
+    try:
+        client = make_client(cfg.endpoint, cfg.api_key_env)
+    except EndpointError as exc:
+        raise StageError(f"evals.judge: {exc}") from None
+    model = cfg.model
+    if model is None:
+        import openai
+
+        try:
+            model = next(iter(client.models.list())).id
+        except openai.OpenAIError as exc:
+            raise StageError(f"evals.judge: {describe_error(exc, cfg.endpoint)}") from None
+        except StopIteration:
+            raise StageError(f"evals.judge: {cfg.endpoint} serves no model; set evals.judge.model") from None
+    log.info("judge: %s at %s, rubric %s", model, cfg.endpoint, ", ".join(cfg.rubric))
+    return Judge(client, model, cfg.rubric, structured=cfg.structured)
+
+
 @contextmanager
-def _generator(ctx: StageContext, model_path: str) -> Iterator[Generator]:
+def generator_for(ctx: StageContext, model_path: str) -> Iterator[Generator]:
     """The spec's generation backend for one model; a backend that cannot run is a StageError."""
     from domainllm.evals.backends import BackendUnavailable, open_generator
     from domainllm.evals.endpoint import EndpointError
@@ -204,7 +204,20 @@ def _generator(ctx: StageContext, model_path: str) -> Iterator[Generator]:
         raise StageError(f"evals.backend {ctx.spec.evals.backend}: {exc}") from None
 
 
-def _loaded(loader, path: str, field: str):
+def code_limits(spec: Spec):
+    from domainllm.evals.sandbox import Limits
+
+    cfg = spec.evals.code
+    return Limits(wall_s=cfg.wall_s, cpu_s=max(1, int(cfg.wall_s)), memory_mb=cfg.memory_mb)
+
+
+def code_sets(spec: Spec) -> list[tuple[str, list]]:
+    from domainllm.evals.suites import load_problems
+
+    return [(s.name, loaded(load_problems, s.path, "evals.code.sets")) for s in spec.evals.code.sets]
+
+
+def loaded(loader, path: str, field: str):
     """An eval set, or a StageError that names the spec field and what is wrong with the file."""
     from domainllm.stages.runner import StageError
 

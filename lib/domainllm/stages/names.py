@@ -23,6 +23,7 @@ STAGE_IMAGES: dict[str, str] = {
     "eval_code": "trainer",
     "eval_choice": "trainer",
     "eval_judge": "trainer",
+    "decoding_search": "trainer",
     "gate": "worker",
     "data_report": "worker",
 }
@@ -53,6 +54,7 @@ STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
     "eval_code": ("dpo", "base_model", "mix"),
     "eval_choice": ("dpo", "base_model", "mix"),
     "eval_judge": ("dpo", "base_model", "mix"),
+    "decoding_search": ("dpo",),
     "gate": ("eval_perplexity", "eval_code", "eval_choice", "eval_judge", "dpo"),
     "data_report": ("ingest", "quality", "dedup_clusters", "dedup", "pii", "compliance", "decontaminate", "mix", "pack"),
 }

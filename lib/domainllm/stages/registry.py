@@ -29,6 +29,7 @@ _IMPLEMENTATIONS = {
     "eval_code": "domainllm.stages.evaluate:EvalCodeStage",
     "eval_choice": "domainllm.stages.evaluate:EvalChoiceStage",
     "eval_judge": "domainllm.stages.evaluate:EvalJudgeStage",
+    "decoding_search": "domainllm.stages.decoding_search:DecodingSearchStage",
     "gate": "domainllm.stages.gate:GateStage",
     "data_report": "domainllm.stages.data_report:DataReportStage",
 }

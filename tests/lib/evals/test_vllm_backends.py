@@ -19,7 +19,7 @@ from domainllm.evals.judge import Judge
 from domainllm.evals.suites import judge_rows, load_judge_items
 from domainllm.serving.vllm_server import VllmServer, vllm_python
 from domainllm.spec.evals import Decoding
-from tests.lib.evals.vllm_helpers import needs_vllm, tiny_chat_model
+from tests.lib.evals.vllm_helpers import JUDGE_SERVER_ARGS, needs_vllm, tiny_chat_model
 
 pytestmark = [pytest.mark.slow, needs_vllm]
 
@@ -33,9 +33,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def server(model: str, tmp_path_factory: pytest.TempPathFactory):
-    # JSON without free whitespace: a tiny model would otherwise pad the object with blanks.
-    args = ["--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True})]
-    with VllmServer(model, served_name="tiny", extra_args=args, log_path=str(tmp_path_factory.mktemp("log") / "vllm.log")) as srv:
+    with VllmServer(model, served_name="tiny", extra_args=JUDGE_SERVER_ARGS, log_path=str(tmp_path_factory.mktemp("log") / "vllm.log")) as srv:
         yield srv
 
 

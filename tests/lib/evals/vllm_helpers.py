@@ -5,11 +5,15 @@ environment (`make test` creates it and exports its path)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from domainllm.serving.vllm_server import PYTHON_ENV, vllm_python
+
+# For a tiny model as judge: JSON without free whitespace (it would pad the object with blanks).
+JUDGE_SERVER_ARGS = ("--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}))
 
 needs_vllm = pytest.mark.skipif(vllm_python() is None, reason=f"no vLLM environment: run `make serve-env` and set {PYTHON_ENV}")
 
