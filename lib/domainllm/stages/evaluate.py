@@ -56,11 +56,12 @@ class EvalStage(ABC):
         return {"champion": f"{current.version}:{current.model_path}" if current else "none"}
 
     def roles(self, ctx: StageContext) -> dict[str, str]:
-        from domainllm.evals.registry import champion
+        from domainllm.evals.registry import champion, is_champion
 
-        roles = {"candidate": ctx.upstream["dpo"].info["model_path"], "base": ctx.upstream["base_model"].info["model_path"]}
+        dpo = ctx.upstream["dpo"]
+        roles = {"candidate": dpo.info["model_path"], "base": ctx.upstream["base_model"].info["model_path"]}
         current = champion(ctx.spec)
-        if current is not None and current.model_path != roles["candidate"]:  # not already promoted
+        if current is not None and not is_champion(current, dpo.fingerprint, roles["candidate"]):  # not already promoted
             roles["champion"] = current.model_path
         return roles
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 from collections import defaultdict
 from typing import Any, ClassVar
 
@@ -43,12 +42,12 @@ class GateStage:
         import mlflow
 
         from domainllm.evals.gate import Rule, decide
-        from domainllm.evals.registry import champion
+        from domainllm.evals.registry import champion, is_champion
 
         cfg = ctx.spec.evals.gate
-        candidate = ctx.upstream["dpo"].info["model_path"]
+        candidate, fingerprint = ctx.upstream["dpo"].info["model_path"], ctx.upstream["dpo"].fingerprint
         current = champion(ctx.spec)
-        if current is not None and current.model_path == candidate:
+        if is_champion(current, fingerprint, candidate):
             log.info("gate: the candidate %s is already the champion (version %s); nothing to decide", candidate, current.version)
             return StageResult(metrics={"gate.passed": 1.0}, info={"passed": True, "already_champion": True, "version": current.version})
         scores = self._scores(ctx)
@@ -72,11 +71,12 @@ class GateStage:
         if not decision.passed:
             failed = [c.reason for c in decision.checks if not c.passed]
             raise StageError("gate: the candidate is not promoted; the champion stays.\n  " + "\n  ".join(failed))
-        version = self._promote(ctx, candidate, current)
+        version, stored = self._promote(ctx, candidate, fingerprint, current)
         with ctx.out.fs.open(ctx.out.file("decision.json"), "w") as fh:
             json.dump({**record, "version": version}, fh, indent=2)
         return StageResult(metrics={"gate.passed": 1.0, **{f"gate.{c.rule.metric}.{c.against}.gain": c.difference.mean for c in decision.checks}},
-                           info={"passed": True, "version": version, "model_path": candidate}, reports=["decision.json"])  # fmt: skip
+                           info={"passed": True, "version": version, "model_path": candidate, "registered_path": stored},
+                           reports=["decision.json"])  # fmt: skip
 
     def _report(self, ctx: StageContext, scores: dict[str, dict[str, list[float]]]) -> None:
         """The comparison table (task log, MLflow) and plot (MLflow, and the stage output)."""
@@ -104,6 +104,7 @@ class GateStage:
         """scores[metric][role], the items of every role in the same order (by item id)."""
         import pyarrow.parquet as pq
 
+        from domainllm.evals.gate import paired
         from domainllm.stages.evaluate import ITEMS_FILE
 
         by: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
@@ -113,38 +114,36 @@ class GateStage:
             with ctx.layout.fs.open(f"{ctx.upstream_dir(stage)}/{ITEMS_FILE}", "rb") as fh:
                 for row in pq.read_table(fh, columns=["role", "metric", "item_id", "score"]).to_pylist():
                     by[row["metric"]][row["role"]][row["item_id"]] = row["score"]
-        scores: dict[str, dict[str, list[float]]] = {}
-        for metric, roles in by.items():
-            ids = sorted(roles["candidate"])
-            for role, items in roles.items():
-                if sorted(items) != ids:
-                    raise StageError(f"gate: {metric} was scored on different items for {role} and the candidate; rerun the eval stages")
-            scored = [i for i in ids if not any(math.isnan(items[i]) for items in roles.values())]
-            if len(scored) < len(ids):  # judge replies that could not be read: compare like with like
-                log.info("gate: %s: %d of %d items left out, unscored for some model", metric, len(ids) - len(scored), len(ids))
-            if not scored:
-                raise StageError(f"gate: {metric} has no item scored for every model (see the eval stage's `unscored` count)")
-            scores[metric] = {role: [items[i] for i in scored] for role, items in roles.items()}
+        try:
+            scores, left_out = paired(by)
+        except ValueError as exc:
+            raise StageError(f"gate: {exc}") from None
+        for metric, n in left_out.items():
+            if n:
+                log.info("gate: %s: %d items left out, unscored for some model", metric, n)
         return scores
 
-    def _promote(self, ctx: StageContext, candidate: str, current) -> str:
-        """Registers the candidate and moves the aliases; returns the new version."""
+    def _promote(self, ctx: StageContext, candidate: str, fingerprint: str, current) -> tuple[str, str]:
+        """Registers an immutable copy of the candidate and moves the aliases; returns the new
+        version and where the copy is."""
         import mlflow
         from mlflow.exceptions import MlflowException
 
-        from domainllm.evals.registry import CHALLENGER, CHAMPION
+        from domainllm.evals.registry import CHALLENGER, CHAMPION, TAG_FINGERPRINT, store_model
 
         client = mlflow.MlflowClient()
         name = ctx.spec.name
         with contextlib.suppress(MlflowException):  # registered by an earlier run
             client.create_registered_model(name)
         run = mlflow.active_run()
-        mv = client.create_model_version(name, source=candidate, run_id=run.info.run_id if run else None,
-                                         tags={"domainllm.run_id": ctx.run_id, "domainllm.model_path": candidate})  # fmt: skip
+        stored = store_model(ctx.spec, candidate, fingerprint)
+        mv = client.create_model_version(name, source=stored, run_id=run.info.run_id if run else None,
+                                         tags={"domainllm.run_id": ctx.run_id, "domainllm.trained_at": candidate,
+                                               TAG_FINGERPRINT: fingerprint})  # fmt: skip
         client.set_registered_model_alias(name, CHALLENGER, mv.version)
         if current is not None:
             client.set_registered_model_alias(name, PREVIOUS, current.version)
         client.set_registered_model_alias(name, CHAMPION, mv.version)
         log.info("gate: passed; %s version %s is the champion%s", name, mv.version,
                  f" (was version {current.version})" if current else "")  # fmt: skip
-        return str(mv.version)
+        return str(mv.version), stored

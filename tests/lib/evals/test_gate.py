@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from domainllm.evals.gate import Rule, decide
+from domainllm.evals.gate import Rule, decide, paired
 
 RULES = [
     Rule("perplexity.domain.loss", higher_is_better=False, kind="improve", margin=0.01),
@@ -58,3 +58,16 @@ def test_first_run_compares_with_the_base() -> None:
 def test_missing_scores_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="metric 'code.perl.pass_at_1' has no candidate scores"):
         decide([Rule("code.perl.pass_at_1", higher_is_better=True)], _scores(0, 0, 0))
+
+
+def test_items_are_paired_across_models_and_unscored_ones_left_out() -> None:
+    nan = float("nan")
+    by = {"judge.accuracy": {"candidate": {"b": 4.0, "a": 5.0, "c": nan}, "base": {"a": 3.0, "b": nan, "c": 2.0}},
+          "choice.x.correct": {"candidate": {"q1": 1.0, "q2": 0.0}, "base": {"q2": 1.0, "q1": 1.0}}}  # fmt: skip
+    scores, left_out = paired(by)
+    assert scores["judge.accuracy"] == {"candidate": [5.0], "base": [3.0]} and left_out["judge.accuracy"] == 2
+    assert scores["choice.x.correct"] == {"candidate": [1.0, 0.0], "base": [1.0, 1.0]} and left_out["choice.x.correct"] == 0
+    with pytest.raises(ValueError, match="scored on different items for base"):
+        paired({"m": {"candidate": {"a": 1.0}, "base": {"b": 1.0}}})
+    with pytest.raises(ValueError, match="no item scored for every model"):
+        paired({"m": {"candidate": {"a": nan}, "base": {"a": 1.0}}})

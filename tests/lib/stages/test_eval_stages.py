@@ -90,6 +90,8 @@ def test_gate_promotes_a_better_model_and_rejects_a_degraded_one(home: Path, cor
     client = mlflow.MlflowClient()
     assert str(client.get_model_version_by_alias(spec.name, CHAMPION).version) == "1"
     assert str(client.get_model_version_by_alias(spec.name, CHALLENGER).version) == "1"
+    source = Path(client.get_model_version_by_alias(spec.name, CHAMPION).source)  # a copy the rerun of a run id cannot touch
+    assert source == Path(passed.info["registered_path"]) and source.parent.name == "tiny" and (source / "_COMPLETE").exists()
     gate_dir = Path(RunLayout(spec.artifact_root, "g1").stage_dir("gate"))
     decision = json.loads((gate_dir / "decision.json").read_text())
     assert decision["passed"] and any("base standing in" in r for r in decision["reasons"])
