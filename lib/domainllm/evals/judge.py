@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from domainllm.evals.jsonl import json_objects
+from domainllm.evals.jsonl import read_records
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +67,7 @@ def item_from_record(record: dict, where: str) -> JudgeItem:
 
 
 def read_items(text: str, name: str) -> list[JudgeItem]:
-    items, seen = [], set()
-    for lineno, record in json_objects(text.splitlines(), name, JudgeSetError):
-        item = item_from_record(record, f"{name} line {lineno}")
-        if item.id in seen:
-            raise JudgeSetError(f"{name} line {lineno}: id {item.id!r} appears twice")
-        seen.add(item.id)
-        items.append(item)
-    if not items:
-        raise JudgeSetError(f"{name} holds no prompts")
-    return items
+    return read_records(text.splitlines(), name, JudgeSetError, item_from_record, "prompt")
 
 
 def schema(rubric: Sequence[str]) -> dict:

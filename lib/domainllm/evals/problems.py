@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from domainllm.evals.jsonl import json_objects
+from domainllm.evals.jsonl import read_records
 from domainllm.evals.sandbox import Limits, Outcome, run_sandboxed
 
 LANGUAGES = {"python": ("main.py", ["python3", "main.py"]), "perl": ("main.pl", ["perl", "main.pl"])}
@@ -58,17 +58,8 @@ def problem_from_record(record: object, where: str) -> Problem:
 def read_problems(path: str) -> list[Problem]:
     import fsspec
 
-    problems, seen = [], set()
     with fsspec.open(path, "rt", encoding="utf-8", compression="infer") as fh:
-        for lineno, record in json_objects(fh, path, ProblemError):
-            problem = problem_from_record(record, f"{path} line {lineno}")
-            if problem.id in seen:
-                raise ProblemError(f"{path} line {lineno}: problem id {problem.id!r} appears twice")
-            seen.add(problem.id)
-            problems.append(problem)
-    if not problems:
-        raise ProblemError(f"{path} holds no problems")
-    return problems
+        return read_records(fh, path, ProblemError, problem_from_record, "problem")
 
 
 def humaneval_problems() -> list[Problem]:

@@ -36,7 +36,7 @@ def test_prompt_sets_are_validated() -> None:
     assert chat[0].messages == [{"role": "user", "content": "hi"}]
     for text, why in [('{"prompt": "q"}', "x.jsonl line 1: field `id`"), ('{"id": "a", "messages": [{"role": "bot", "content": "q"}]}', "`messages`"),
                       ('{"id": "a", "prompt": "q", "reference": 3}', "`reference` must be a string"),
-                      ('{"id": "a", "prompt": "q"}\n{"id": "a", "prompt": "r"}', "line 2: id 'a' appears twice"), ("", "holds no prompts")]:  # fmt: skip
+                      ('{"id": "a", "prompt": "q"}\n{"id": "a", "prompt": "r"}', "line 2: prompt id 'a' appears twice"), ("", "holds no prompts")]:  # fmt: skip
         with pytest.raises(JudgeSetError, match=why):
             read_items(text, "x.jsonl")
 
