@@ -92,7 +92,7 @@ def code_rows(role: str, generate: Generator, set_name: str, problems: list[Prob
         for k in ks:
             (score,) = pass_at_k([len(cs)], [correct], k)
             rows.append(_row(role, "code", set_name, p.id, f"code.{set_name}.pass_at_{k}", score, samples=len(cs), correct=correct,
-                             timed_out=sum(o.timed_out for o in results), backend=generate.name,
+                             timed_out=sum(o.timed_out for o in results), backend=generate.name, decoding=decoding.model_dump(mode="json"),
                              failure=(failure.stderr[-300:] if failure else None)))  # fmt: skip
     log.info("code %s/%s: %d of %d samples passed", role, set_name, sum(o.passed for o in outcomes), len(outcomes))
     return rows
@@ -114,7 +114,7 @@ def judge_rows(role: str, generate: Generator, set_name: str, items: list[JudgeI
     for item, answer, (scores, error) in zip(items, answers, graded, strict=True):
         for c in judge.rubric:
             rows.append(_row(role, "judge", set_name, item.id, f"judge.{c}", scores[c] if scores else math.nan, error=error,
-                             answer=answer[:2000], backend=generate.name))  # fmt: skip
+                             answer=answer[:2000], backend=generate.name, decoding=decoding.model_dump(mode="json")))  # fmt: skip
     unscored = sum(s is None for s, _ in graded)
     log.info("judge %s/%s: %d answers graded, %d unscored", role, set_name, len(items) - unscored, unscored)
     return rows

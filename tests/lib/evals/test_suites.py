@@ -25,7 +25,8 @@ def test_rows_for_each_suite(tmp_path: Path) -> None:
                      Limits(wall_s=5))  # fmt: skip
     assert len(rows) == 2 * len(problems) and {r["metric"] for r in rows} == {"code.perl.pass_at_1", "code.perl.pass_at_2"}
     assert all(r["score"] == 0.0 and json.loads(r["detail"])["samples"] == 2 for r in rows)
-    assert {json.loads(r["detail"])["backend"] for r in rows} == {"transformers"}  # an untrained model solves nothing
+    assert {json.loads(r["detail"])["backend"] for r in rows} == {"transformers"}
+    assert json.loads(rows[0]["detail"])["decoding"]["temperature"] == 0.8  # recorded with every result  # an untrained model solves nothing
     items = load_choice_items("builtin:general-mc")
     crows = choice_rows("base", model, "general", items, "letter")
     assert len(crows) == 24 and {r["score"] for r in crows} <= {0.0, 1.0} and crows[0]["metric"] == "choice.general.correct"
