@@ -32,7 +32,7 @@ def vllm_in_process() -> bool:
 
 def resolve(backend: str) -> str:
     """`transformers`, `vllm-engine` or `vllm-server`."""
-    from domainllm.serving.vllm_server import PYTHON_ENV, vllm_python
+    from domainllm.serve.vllm_server import PYTHON_ENV, vllm_python
 
     if backend == "transformers":
         return "transformers"
@@ -60,7 +60,7 @@ def open_generator(backend: str, model_path: str) -> Iterator[Generator]:
         yield VllmEngineGenerator(model_path)
     else:
         from domainllm.evals.endpoint import EndpointGenerator, make_client
-        from domainllm.serving.vllm_server import VllmServer
+        from domainllm.serve.vllm_server import VllmServer
 
         with VllmServer(model_path, served_name="eval") as server:
             generator = EndpointGenerator(make_client(server.base_url), "eval")

@@ -195,7 +195,7 @@ def generator_for(ctx: StageContext, model_path: str) -> Iterator[Generator]:
     """The spec's generation backend for one model; a backend that cannot run is a StageError."""
     from domainllm.evals.backends import BackendUnavailable, open_generator
     from domainllm.evals.endpoint import EndpointError
-    from domainllm.serving.vllm_server import ServerError
+    from domainllm.serve.vllm_server import ServerError
     from domainllm.stages.runner import StageError
 
     try:

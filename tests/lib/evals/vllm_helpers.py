@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from domainllm.serving.vllm_server import PYTHON_ENV, vllm_python
+from domainllm.serve.vllm_server import PYTHON_ENV, vllm_python
 
 # For a tiny model as judge: JSON without free whitespace (it would pad the object with blanks).
 JUDGE_SERVER_ARGS = ("--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}))

@@ -116,7 +116,7 @@ def test_gate_promotes_a_better_model_and_rejects_a_degraded_one(home: Path, cor
 
 @needs_vllm
 def test_judge_stage_and_a_judge_gate_rule_through_a_vllm_judge(home: Path, corpora: Path, tmp_path: Path) -> None:
-    from domainllm.serving.vllm_server import VllmServer
+    from domainllm.serve.vllm_server import VllmServer
 
     with VllmServer(tiny_chat_model(tmp_path / "judge"), served_name="grader", extra_args=JUDGE_SERVER_ARGS) as server:
         doc = tiny_spec_doc(corpora)
