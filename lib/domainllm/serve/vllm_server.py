@@ -43,14 +43,15 @@ def free_port() -> int:
 
 class VllmServer:
     def __init__(self, model_path: str, *, python: str | None = None, served_name: str = "model", port: int | None = None,
-                 extra_args: Sequence[str] = (), log_path: str | None = None, start_timeout_s: float = 600) -> None:  # fmt: skip
+                 extra_args: Sequence[str] = (), env: dict[str, str] | None = None, log_path: str | None = None,
+                 start_timeout_s: float = 600) -> None:  # fmt: skip
         python = python or vllm_python()
         if python is None:
             raise ServerError(f"no vLLM environment: run `make serve-env` and set {PYTHON_ENV} to its python "
                               f"(.venv-serve/bin/python), or use the transformers backend")  # fmt: skip
         self.python, self.model_path, self.served_name = python, model_path, served_name
         self.port = port or free_port()
-        self.extra_args = tuple(extra_args)
+        self.extra_args, self.env = tuple(extra_args), dict(env or {})
         self.log_path = Path(log_path) if log_path else home() / "logs" / f"vllm-{self.port}.log"
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen | None = None
@@ -64,7 +65,7 @@ class VllmServer:
                 "--served-model-name", self.served_name, *self.extra_args]  # fmt: skip
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}
         cache = home() / "cache" / "vllm"
         env.setdefault("VLLM_CACHE_ROOT", str(cache))
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; only read by the CPU build

@@ -11,6 +11,7 @@ from domainllm.spec.base_model import BaseModelConfig
 from domainllm.spec.data import DataConfig
 from domainllm.spec.evals import EvalConfig
 from domainllm.spec.runtime import RuntimeConfig
+from domainllm.spec.serving import ServingConfig
 from domainllm.spec.sources import Source
 from domainllm.spec.tracking import TrackingConfig
 from domainllm.spec.training import TrainingConfig
@@ -30,6 +31,8 @@ class Spec(Section):
     """CPT -> SFT -> DPO: recipes, optimizer, LoRA, DeepSpeed, checkpoints."""
     evals: EvalConfig = EvalConfig()
     """Evaluation suites with fixed decoding, and the promotion gate."""
+    serving: ServingConfig = ServingConfig()
+    """How vLLM serves a model version."""
     tracking: TrackingConfig = TrackingConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
