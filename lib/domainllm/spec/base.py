@@ -16,6 +16,10 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
+SENSITIVE = "(input not shown) "
+"""Starts a validation message whose input must not be echoed back (it may hold a secret)."""
+
+
 def is_uri(value: str) -> bool:
     return "://" in value and not value.startswith("file://")
 

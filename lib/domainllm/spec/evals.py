@@ -9,10 +9,11 @@ from __future__ import annotations
 import itertools
 import math
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from domainllm.spec.base import Section
+from domainllm.spec.base import SENSITIVE, Section
 
 
 class Decoding(Section):
@@ -83,6 +84,18 @@ class JudgeSuite(Section):
     @property
     def enabled(self) -> bool:
         return self.endpoint is not None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an http(s) URL ending in /v1, e.g. http://vllm:8000/v1 (got {parts.scheme or 'no'} scheme)")
+        if parts.username or parts.password or "key" in parts.query.lower():
+            raise ValueError(f"{SENSITIVE}must not carry credentials: put the key in an environment variable and name it in api_key_env")
+        return value
 
     @model_validator(mode="after")
     def _one_answer(self) -> JudgeSuite:

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from domainllm.env import home
+from domainllm.spec.base import SENSITIVE
 from domainllm.spec.model import Spec
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -86,6 +87,8 @@ def _format_error(err: dict[str, Any]) -> str:
     if err["type"] == "missing":
         return f"{where}: required field is missing"
     msg = err["msg"].removeprefix("Value error, ")
+    if msg.startswith(SENSITIVE):
+        return f"{where}: {msg.removeprefix(SENSITIVE)}"
     if "input" in err and err["type"] not in ("model_type", "dict_type") and not isinstance(
         err["input"], dict
     ):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from domainllm.spec import SpecError, parse_spec
 from domainllm.spec.evals import EvalConfig
 
 
@@ -32,3 +35,14 @@ def test_judge_answers_once_per_prompt() -> None:
     with pytest.raises(ValidationError, match="evals.judge.decoding.n must be 1"):
         EvalConfig.model_validate({"judge": {"endpoint": "http://x/v1", "decoding": {"n": 2, "temperature": 1.0}}})
     assert not EvalConfig().judge.enabled and EvalConfig.model_validate({"judge": {"endpoint": "http://x/v1"}}).judge.enabled
+
+
+@pytest.mark.parametrize(("url", "why"), [("https://user:secret@judge.example/v1", "must not carry credentials"),
+                                          ("https://judge.example/v1?api_key=secret", "must not carry credentials"),
+                                          ("judge.example/v1", "must be an http")])  # fmt: skip
+def test_judge_endpoint_is_a_url_without_credentials(url: str, why: str, tmp_path: Path) -> None:
+    doc = {"name": "x", "artifact_root": str(tmp_path), "sources": [{"name": "s", "path": str(tmp_path), "domain": "domain"}],
+           "base_model": {"path": str(tmp_path)}, "evals": {"judge": {"endpoint": url}}}  # fmt: skip
+    with pytest.raises(SpecError, match=why) as err:
+        parse_spec(doc, base_dir=tmp_path)
+    assert "secret" not in str(err.value)
