@@ -1,0 +1,63 @@
+"""The server supervisor: a child that dies is restarted, one that keeps dying is given up on
+(state `failed`), and SIGTERM stops the child's whole group and leaves state `stopped`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _state(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _wait(predicate, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_restarts_a_dead_child_and_stops_cleanly(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    # the child starts a grandchild in its group: stopping must reach it too
+    child = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
+    sup = subprocess.Popen([sys.executable, "-m", "domainllm.serve.supervisor", "--state", str(state), "--grace-s", "2", "--",
+                            sys.executable, "-c", child])  # fmt: skip
+    try:
+        _wait(lambda: _state(state).get("state") == "running")
+        first = _state(state)["child_pid"]
+        os.kill(first, signal.SIGKILL)
+        _wait(lambda: _state(state).get("child_pid") not in (None, first) and _state(state)["state"] == "running")
+        assert _state(state)["restarts"] == 1 and _state(state)["last_exit"] == -signal.SIGKILL
+        second = _state(state)["child_pid"]
+        sup.send_signal(signal.SIGTERM)
+        assert sup.wait(15) == 0
+        assert _state(state)["state"] == "stopped" and not _alive(second)
+        out = subprocess.run(["pgrep", "-g", str(second)], capture_output=True, text=True)
+        assert out.stdout.strip() == ""  # nothing of its group left
+    finally:
+        sup.kill()
+
+
+def test_gives_up_on_a_child_that_keeps_dying(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    proc = subprocess.run([sys.executable, "-m", "domainllm.serve.supervisor", "--state", str(state), "--max-restarts", "1", "--",
+                           sys.executable, "-c", "raise SystemExit(3)"], capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert proc.returncode == 1 and "exited with code 3" in proc.stderr and "giving up" in proc.stderr
+    assert _state(state)["state"] == "failed" and _state(state)["last_exit"] == 3
