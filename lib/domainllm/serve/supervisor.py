@@ -8,6 +8,7 @@ restarts, the last exit code, and `state` (`running`, `backoff`, `failed`, `stop
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -35,10 +36,8 @@ def stop_group(pid: int, grace_s: float) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.2)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def supervise(command: list[str], state: Path, *, max_restarts: int, window_s: float, grace_s: float) -> int:

@@ -6,11 +6,13 @@ healthy raises with the end of that log."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +43,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def healthy(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a vLLM server answers /health on `port`."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 class VllmServer:
     def __init__(self, model_path: str, *, python: str | None = None, served_name: str = "model", port: int | None = None,
                  extra_args: Sequence[str] = (), env: dict[str, str] | None = None, log_path: str | None = None,
@@ -55,6 +66,7 @@ class VllmServer:
         self.log_path = Path(log_path) if log_path else home() / "logs" / f"vllm-{self.port}.log"
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen | None = None
+        self.supervised_state: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -73,11 +85,19 @@ class VllmServer:
         env.setdefault("VLLM_DO_NOT_TRACK", "1")
         return env
 
-    def start(self) -> VllmServer:
+    def start(self, *, supervised_state: Path | None = None) -> VllmServer:
+        """Starts the server and waits for /health. With `supervised_state`, it runs under the
+        supervisor (restarted if it dies; the state file says how it is doing), in a session
+        of its own that outlives this process: stop it with `stop()` or `stop_group(pid)`."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = self.command()
+        if supervised_state is not None:
+            command = [sys.executable, "-m", "domainllm.serve.supervisor", "--state", str(supervised_state), "--grace-s", "15",
+                       "--", *command]  # fmt: skip
+        self.supervised_state = supervised_state
         log.info("vLLM: starting %s on port %d (log: %s)", self.model_path, self.port, self.log_path)
-        with open(self.log_path, "wb") as out:
-            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=self.environment(),
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=self.environment(),
                                          start_new_session=True)  # fmt: skip
         self._wait_healthy()
         return self
@@ -85,8 +105,10 @@ class VllmServer:
     def _wait_healthy(self) -> None:
         t0 = time.monotonic()
         while time.monotonic() - t0 < self.start_timeout_s:
-            if self.proc.poll() is not None:
-                raise ServerError(f"vLLM exited with code {self.proc.returncode} while starting {self.model_path}:\n{self.log_tail()}")
+            code = self._exit_code()
+            if code is not None:
+                self.stop()
+                raise ServerError(f"vLLM exited with code {code} while starting {self.model_path}:\n{self.log_tail()}")
             if self.healthy():
                 log.info("vLLM: ready in %.0fs", time.monotonic() - t0)
                 return
@@ -94,12 +116,19 @@ class VllmServer:
         self.stop()
         raise ServerError(f"vLLM did not become healthy within {self.start_timeout_s:.0f}s:\n{self.log_tail()}")
 
+    def _exit_code(self) -> int | None:
+        """The server's exit code if it died while starting (under the supervisor: its first exit)."""
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        if self.supervised_state is not None:
+            try:
+                return json.loads(self.supervised_state.read_text()).get("last_exit")
+            except (OSError, ValueError):
+                return None
+        return None
+
     def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as resp:
-                return resp.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return healthy(self.port)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -1,0 +1,115 @@
+"""Local deployments: named vLLM servers (`stable`, `canary`, ...) for one pipeline, each
+under a supervisor in a session of its own, so they outlive the task that started them, as
+a Kubernetes Deployment outlives the operator that applied it. Each is recorded in
+`$DOMAINLLM_HOME/serve/<pipeline>/<name>.json` (written once the server is healthy); the
+supervisor's state beside it says whether it is running, restarting or has given up."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from domainllm.env import home
+from domainllm.serve.settings import vllm_args, vllm_env
+from domainllm.serve.supervisor import stop_group
+from domainllm.serve.vllm_server import VllmServer, healthy
+from domainllm.spec.serving import ServingConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    name: str
+    version: str
+    """The registered model version it serves."""
+    model_path: str
+    served_name: str
+    """The model name clients ask for (the pipeline's name: the same for every deployment,
+    so a gateway routes requests between them unchanged)."""
+    port: int
+    supervisor_pid: int
+    log_path: str
+    started_at: float
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalDeployments:
+    def __init__(self, pipeline: str, cfg: ServingConfig, root: Path | None = None) -> None:
+        self.pipeline, self.cfg = pipeline, cfg
+        self.root = root or home() / "serve" / pipeline
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _record(self, name: str) -> Path:
+        return self.root / f"{name}.json"
+
+    def _supervisor_state(self, name: str) -> Path:
+        return self.root / f"{name}.supervisor.json"
+
+    def get(self, name: str) -> Deployment | None:
+        """The deployment if its supervisor is still there (a dead one's record is removed)."""
+        path = self._record(name)
+        try:
+            deployment = Deployment(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        if not _alive(deployment.supervisor_pid):
+            path.unlink(missing_ok=True)
+            return None
+        return deployment
+
+    def all(self) -> dict[str, Deployment]:
+        names = sorted(p.stem for p in self.root.glob("*.json") if not p.name.endswith(".supervisor.json"))
+        return {n: d for n in names if (d := self.get(n)) is not None}
+
+    def supervisor_state(self, name: str) -> dict:
+        try:
+            return json.loads(self._supervisor_state(name).read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def start(self, name: str, version: str, model_path: str, *, adapters: dict[str, str] | None = None) -> Deployment:
+        """Serves `model_path` as deployment `name`; a healthy deployment of the same version
+        is kept as it is, another one is replaced."""
+        current = self.get(name)
+        same = current is not None and current.version == version and current.model_path == model_path
+        if same and healthy(current.port):
+            log.info("deployment %s: version %s already serving on port %d", name, version, current.port)
+            return current
+        if current is not None:
+            self.stop(name)
+        server = VllmServer(model_path, served_name=self.pipeline, extra_args=vllm_args(self.cfg, adapters=adapters),
+                            env=vllm_env(self.cfg), log_path=str(self.root / f"{name}.log"),
+                            start_timeout_s=self.cfg.start_timeout_s)  # fmt: skip
+        self._supervisor_state(name).unlink(missing_ok=True)
+        server.start(supervised_state=self._supervisor_state(name))
+        deployment = Deployment(name, version, model_path, self.pipeline, server.port, server.proc.pid, str(server.log_path), time.time())
+        tmp = self._record(name).with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(deployment)))
+        os.replace(tmp, self._record(name))
+        log.info("deployment %s: version %s serving at %s", name, version, deployment.base_url)
+        return deployment
+
+    def stop(self, name: str) -> None:
+        deployment = self.get(name)
+        if deployment is not None:
+            stop_group(deployment.supervisor_pid, grace_s=30)
+            log.info("deployment %s: version %s stopped", name, deployment.version)
+        self._record(name).unlink(missing_ok=True)
