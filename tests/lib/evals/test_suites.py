@@ -35,5 +35,5 @@ def test_rows_for_each_suite(tmp_path: Path) -> None:
 
 
 def test_unknown_builtin_set() -> None:
-    with pytest.raises(FileNotFoundError, match="no built-in eval set 'nope'; shipped: humaneval, general-mc, perl-problems"):
+    with pytest.raises(FileNotFoundError, match="no built-in eval set 'nope'; shipped: humaneval, domain-questions, general-mc, perl-problems"):
         load_problems("builtin:nope")
