@@ -15,7 +15,7 @@ from airflow.sdk import DAG, Param, TriggerRule
 
 from domainllm.artifacts import slug_run_id
 from domainllm.stages.names import SHARDED_STAGES, STAGE_NAMES, STAGE_REQUIRES
-from domainllm_operators import PipelineRunOperator, ShardPlanOperator, StageOperator
+from domainllm_operators import GateOperator, PipelineRunOperator, ShardPlanOperator, StageOperator
 
 DEFAULT_SPEC = os.environ.get(
     "DOMAINLLM_SPEC", str(Path(__file__).resolve().parent.parent / "examples" / "demo" / "spec.yaml")
@@ -67,7 +67,8 @@ with DAG(
     tasks = {}
     for stage in STAGE_NAMES:
         upstream = [tasks[dep] for dep in STAGE_REQUIRES[stage]] or [shard_plan]
-        task = StageOperator(stage=stage, reuse_shards=stage in SHARDED_STAGES, **stage_args)
+        operator = GateOperator if stage == "gate" else StageOperator  # a rejected candidate stops the DAG for good
+        task = operator(stage=stage, reuse_shards=stage in SHARDED_STAGES, **stage_args)
         if stage in SHARDED_STAGES:
             shards = StageOperator.partial(task_id=f"{stage}_shard", stage=stage, **stage_args).expand(
                 shard=shard_plan.output

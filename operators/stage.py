@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from domainllm.launch import LaunchRequest, run_control_request, stage_request
+from domainllm.launch import USER_ERROR, LaunchRequest, run_control_request, stage_request
 from domainllm_operators.launchers import Launcher, get_launcher
 
 
@@ -99,10 +99,7 @@ class StageOperator(_LaunchingOperator):
                 # afterwards (seen with DeepSpeed at interpreter exit). The work is done.
                 self.log.warning("stage %s exited with %s after publishing its outputs", self.stage, exit_code)
             else:
-                raise AirflowException(
-                    f"stage {self.stage} failed (exit code {exit_code}) for run {self.run_id}; "
-                    "the reason is in the log above"
-                )
+                self.failed(exit_code)
         if manifest is None:
             raise AirflowException(f"stage {self.stage} exited 0 but published no manifest for run {self.run_id}")
         self.log.info("stage %s outputs: %s", self.stage, layout.stage_dir(self.stage))
@@ -110,6 +107,15 @@ class StageOperator(_LaunchingOperator):
             self.log.info("report: %s (also under the stage's MLflow run %s)", manifest.info["report_html"],
                           manifest.mlflow_run_id)  # fmt: skip
         return manifest.summary()
+
+
+    def failed(self, exit_code: int) -> None:
+        """Fails the task. A user error (bad spec or input) fails it for good: a retry would
+        run the same command on the same input."""
+        message = f"stage {self.stage} failed (exit code {exit_code}) for run {self.run_id}; the reason is in the log above"
+        if exit_code == USER_ERROR:
+            raise AirflowFailException(message)
+        raise AirflowException(message)
 
 
 class ShardPlanOperator(_LaunchingOperator):

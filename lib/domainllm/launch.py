@@ -12,6 +12,10 @@ from domainllm.spec import Spec
 from domainllm.spec.runtime import NodePool, Resources
 from domainllm.stages.names import STAGE_IMAGES
 
+USER_ERROR = 2
+"""Exit code of a stage that cannot succeed as configured (bad spec or input, a rejected
+candidate): retrying the same command cannot help."""
+
 PROGRAM = "domainllm"
 CONTROL_IMAGE = "worker"
 

@@ -10,6 +10,7 @@ import sys
 from domainllm import lifecycle
 from domainllm.cli import data, demo, plan, run, spec, stage
 from domainllm.env import apply_offline_defaults
+from domainllm.launch import USER_ERROR
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -46,4 +47,4 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except _user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return USER_ERROR
