@@ -1,0 +1,164 @@
+"""The gateway's HTTP side (aiohttp: one library for the server and the pooled, streaming
+client to vLLM). Per request: read the body, pick a route by weight, forward the bytes as
+they are, stream the answer back as it comes, then hand the exchange to the log store (a
+queue put) and the metrics. Responses carry `x-request-id` (the id feedback refers to) and
+`x-model-version`.
+
+Endpoints: `POST /v1/chat/completions`, `POST /v1/completions` (streaming or not),
+`GET /v1/models`, `POST /v1/feedback`, `GET /metrics` (Prometheus), `GET /health`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from domainllm.serve.gateway.exchange import Exchange
+from domainllm.serve.gateway.metrics import GatewayMetrics
+from domainllm.serve.gateway.routes import RoutesError, RouteTable
+from domainllm.serve.gateway.store import LogStore
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+RATINGS = {"up": 1, "down": -1}
+TABLE, STORE, METRICS, SESSION = (web.AppKey(n, t) for n, t in
+                                  (("table", RouteTable), ("store", LogStore), ("metrics", GatewayMetrics), ("session", aiohttp.ClientSession)))  # fmt: skip
+
+
+def _error(status: int, message: str, request_id: str | None = None) -> web.Response:
+    headers = {"x-request-id": request_id} if request_id else None
+    return web.json_response({"error": {"message": message, "type": "gateway_error", "code": status}}, status=status, headers=headers)
+
+
+async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamResponse:
+    app = request.app
+    t0 = time.perf_counter()
+    received = time.time()
+    request_id = request.headers.get("x-request-id", "")
+    if not REQUEST_ID.fullmatch(request_id):
+        request_id = uuid.uuid4().hex
+    body = await request.read()
+    try:
+        req = json.loads(body)
+        if not isinstance(req, dict):
+            raise ValueError
+    except ValueError:
+        return _error(400, "the request body must be a JSON object", request_id)
+    try:
+        route = app[TABLE].pick()
+    except RoutesError as exc:
+        return _error(503, str(exc), request_id)
+    stream = bool(req.get("stream"))
+    exchange = Exchange(request_id, received, endpoint, route.name, route.version, req, stream=stream)
+    headers = {"Content-Type": "application/json", "x-request-id": request_id}
+    if "Authorization" in request.headers:
+        headers["Authorization"] = request.headers["Authorization"]
+    reply_headers = {"x-request-id": request_id, "x-model-version": route.version}
+    out: web.StreamResponse
+    try:
+        async with app[SESSION].post(route.base_url + path, data=body, headers=headers) as resp:
+            exchange.status = resp.status
+            if stream and resp.status == 200:
+                out = web.StreamResponse(status=200, headers={**reply_headers, "Content-Type": resp.headers.get("Content-Type", "text/event-stream")})
+                await out.prepare(request)
+                chunks = []
+                async for chunk in resp.content.iter_any():
+                    if exchange.first_byte_ms is None:
+                        exchange.first_byte_ms = (time.perf_counter() - t0) * 1000
+                    chunks.append(chunk)
+                    await out.write(chunk)
+                await out.write_eof()
+                exchange.body = b"".join(chunks)
+            else:
+                exchange.body = await resp.read()
+                out = web.Response(body=exchange.body, status=resp.status, headers=reply_headers,
+                                   content_type=resp.content_type or "application/json")  # fmt: skip
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        exchange.status, exchange.error = 502, f"{type(exc).__name__}: backend {route.name} unreachable or failed"
+        out = _error(502, f"the {route.name} backend did not answer ({type(exc).__name__})", request_id)
+        out.headers["x-model-version"] = route.version
+    exchange.latency_ms = (time.perf_counter() - t0) * 1000
+    app[METRICS].observe(exchange)
+    app[STORE].submit(exchange)
+    return out
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _proxy(request, "chat.completions", "/chat/completions")
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _proxy(request, "completions", "/completions")
+
+
+async def models(request: web.Request) -> web.Response:
+    try:
+        route = request.app[TABLE].pick()
+    except RoutesError as exc:
+        return _error(503, str(exc))
+    try:
+        async with request.app[SESSION].get(route.base_url + "/models") as resp:
+            return web.Response(body=await resp.read(), status=resp.status, content_type="application/json")
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        return _error(502, f"the {route.name} backend did not answer ({type(exc).__name__})")
+
+
+async def feedback(request: web.Request) -> web.Response:
+    """`{"request_id", "rating": "up"|"down", "preferred": "a better answer"?, "comment"?}`."""
+    try:
+        entry: Any = await request.json()
+    except ValueError:
+        return _error(400, "the feedback body must be a JSON object")
+    if not isinstance(entry, dict) or not isinstance(entry.get("request_id"), str) or not REQUEST_ID.fullmatch(entry["request_id"]):
+        return _error(400, "feedback needs `request_id`: the x-request-id header of the answer it is about")
+    rating, preferred = entry.get("rating"), entry.get("preferred")
+    if rating is None and preferred is None:
+        return _error(400, "feedback needs `rating` (up or down) or `preferred` (a better answer), or both")
+    if rating is not None and rating not in RATINGS:
+        return _error(400, "`rating` must be \"up\" or \"down\"")
+    if preferred is not None and (not isinstance(preferred, str) or not preferred.strip()):
+        return _error(400, "`preferred` must be a non-empty string")
+    comment = entry.get("comment") if isinstance(entry.get("comment"), str) else None
+    request.app[STORE].feedback({"request_id": entry["request_id"], "rating": rating, "score": RATINGS.get(rating),
+                                 "preferred": preferred, "comment": comment, "received_at": time.time()})  # fmt: skip
+    request.app[METRICS].feedback(rating)
+    return web.json_response({"accepted": True, "request_id": entry["request_id"]}, status=202)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    data, content_type = request.app[METRICS].render()
+    return web.Response(body=data, headers={"Content-Type": content_type})
+
+
+async def health(request: web.Request) -> web.Response:
+    table = request.app[TABLE]
+    table.refresh()
+    return web.json_response({"routes": [{"name": r.name, "version": r.version, "weight": r.weight} for r in table.routes]})
+
+
+def build_app(table: RouteTable, store: LogStore, *, timeout_s: float = 600) -> web.Application:
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app[TABLE], app[STORE], app[METRICS] = table, store, GatewayMetrics()
+
+    async def session_ctx(app: web.Application):
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+            app[SESSION] = session
+            yield
+        store.close()
+
+    app.cleanup_ctx.append(session_ctx)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_get("/v1/models", models)
+    app.router.add_post("/v1/feedback", feedback)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/health", health)
+    return app

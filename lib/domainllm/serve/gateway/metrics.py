@@ -1,0 +1,37 @@
+"""The gateway's Prometheus metrics, per route and model version: requests by status, latency
+and time to first byte (streams). The rollout compares the canary with the stable version
+on these."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from domainllm.serve.gateway.exchange import Exchange
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ("route", "version")
+        self.requests = Counter("domainllm_gateway_requests", "Requests by route, version and status.", (*labels, "status"),
+                                registry=self.registry)  # fmt: skip
+        self.latency = Histogram("domainllm_gateway_request_seconds", "Request latency at the gateway.", labels, buckets=BUCKETS,
+                                 registry=self.registry)  # fmt: skip
+        self.first_byte = Histogram("domainllm_gateway_first_byte_seconds", "Time to the first streamed byte.", labels,
+                                    buckets=BUCKETS, registry=self.registry)  # fmt: skip
+        self.feedbacks = Counter("domainllm_gateway_feedback", "Feedback received by rating.", ("rating",), registry=self.registry)
+
+    def observe(self, ex: Exchange) -> None:
+        self.requests.labels(ex.route, ex.version, str(ex.status)).inc()
+        self.latency.labels(ex.route, ex.version).observe(ex.latency_ms / 1000)
+        if ex.first_byte_ms is not None:
+            self.first_byte.labels(ex.route, ex.version).observe(ex.first_byte_ms / 1000)
+
+    def feedback(self, rating: str | None) -> None:
+        self.feedbacks.labels(rating or "none").inc()
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
