@@ -133,6 +133,7 @@ async def feedback(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    request.app[METRICS].log_dropped.set(request.app[STORE].dropped)
     data, content_type = request.app[METRICS].render()
     return web.Response(body=data, headers={"Content-Type": content_type})
 

@@ -4,7 +4,7 @@ on these."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from domainllm.serve.gateway.exchange import Exchange
@@ -23,6 +23,8 @@ class GatewayMetrics:
         self.first_byte = Histogram("domainllm_gateway_first_byte_seconds", "Time to the first streamed byte.", labels,
                                     buckets=BUCKETS, registry=self.registry)  # fmt: skip
         self.feedbacks = Counter("domainllm_gateway_feedback", "Feedback received by rating.", ("rating",), registry=self.registry)
+        self.log_dropped = Gauge("domainllm_gateway_log_dropped", "Exchanges not logged: the log writer was too far behind.",
+                                 registry=self.registry)  # fmt: skip
 
     def observe(self, ex: Exchange) -> None:
         self.requests.labels(ex.route, ex.version, str(ex.status)).inc()

@@ -16,14 +16,8 @@ def run_gateway(routes: Path, log_root: str, *, host: str = "127.0.0.1", port: i
     from domainllm.serve.gateway.routes import RouteTable
     from domainllm.serve.gateway.store import LogStore
 
-    scrub = None
-    if scrub_pii:
-        from domainllm.data.pii.scrubber import Scrubber
-
-        scrubber = Scrubber()
-        scrub = lambda text: scrubber.scrub(text)[0]  # noqa: E731
     table = RouteTable(routes)
-    store = LogStore(log_root, scrub=scrub)
+    store = LogStore(log_root, scrub_pii=scrub_pii)
     loop = None
     try:
         import uvloop

@@ -1,20 +1,24 @@
 """The request log and the feedback store: JSON Lines under the log root, partitioned by
 date and hour (`requests/date=2026-11-26/hour=14/part-<host>-<pid>.jsonl`, the same for
-`feedback/`). Records are queued by the request path and written by a background thread in
-batches (PII scrubbed there when configured), so logging costs a request nothing but a queue
-put. A batch is appended and flushed as a whole; on an object store each batch is its own
-object."""
+`feedback/`).
+
+The request path only puts the exchange on a queue; a writer *process* (not a thread: PII
+scrubbing is CPU-heavy and must not hold the gateway's GIL) builds the records, scrubs them
+when configured, and appends them in batches (flushed per batch; on an object store each
+batch is its own object). If the writer falls behind by `max_queue` exchanges, further ones
+are not logged but counted (`dropped`, and the gateway's `log_dropped` metric): serving never
+waits for its log."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import multiprocessing as mp
 import os
 import queue
 import socket
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from domainllm.serve.gateway.exchange import Exchange, record
@@ -31,81 +35,109 @@ def partition(kind: str, at: float) -> str:
 
 
 class LogStore:
-    def __init__(self, root: str, *, scrub: Callable[[str], str] | None = None, batch_s: float = 0.5, max_batch: int = 512) -> None:
-        import fsspec
-
+    def __init__(self, root: str, *, scrub_pii: bool = True, batch_s: float = 0.5, max_batch: int = 512,
+                 max_queue: int = 100_000) -> None:  # fmt: skip
         self.root = root.rstrip("/")
-        self.fs, self.path = fsspec.core.url_to_fs(self.root)
-        self.local = type(self.fs).__name__ == "LocalFileSystem"
-        self.scrub, self.batch_s, self.max_batch = scrub, batch_s, max_batch
-        self.part = f"part-{socket.gethostname()}-{os.getpid()}"
-        self._seq = 0
-        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue()
-        self.written = {REQUESTS: 0, FEEDBACK: 0}
-        self._thread = threading.Thread(target=self._run, name="gateway-log", daemon=True)
-        self._thread.start()
+        ctx = mp.get_context("spawn")  # a fresh interpreter: nothing of the event loop is forked
+        self._queue = ctx.Queue(maxsize=max_queue)
+        self._flushed = ctx.Value("q", 0)
+        self._flush_seq = 0
+        self.dropped = 0
+        part = f"part-{socket.gethostname()}-{os.getpid()}"
+        self._proc = ctx.Process(target=_writer, args=(self._queue, self._flushed, self.root, scrub_pii, batch_s, max_batch, part),
+                                 name="gateway-log-writer", daemon=True)  # fmt: skip
+        self._proc.start()
 
     def submit(self, exchange: Exchange) -> None:
-        self._queue.put((REQUESTS, exchange))
+        try:
+            self._queue.put_nowait((REQUESTS, exchange))
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
+                log.warning("request log: the writer is %d behind; %d exchanges not logged so far", self._queue.qsize(), self.dropped)
 
     def feedback(self, entry: dict[str, Any]) -> None:
-        self._queue.put((FEEDBACK, {**entry, "received_at": entry.get("received_at", time.time())}))
+        self._queue.put((FEEDBACK, {**entry, "received_at": entry.get("received_at", time.time())}), timeout=5)
+
+    def flush(self, timeout: float = 30) -> bool:
+        """Waits until everything queued so far is written; False on timeout."""
+        self._flush_seq += 1
+        self._queue.put(("flush", self._flush_seq))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._flushed.value >= self._flush_seq:
+                return True
+            time.sleep(0.02)
+        return False
 
     def close(self, timeout: float = 30) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout)
+        with contextlib.suppress(ValueError, OSError):
+            self._queue.put(None, timeout=timeout)
+        self._proc.join(timeout)
+        if self._proc.is_alive():
+            self._proc.terminate()
 
-    def flush(self, timeout: float = 10) -> None:
-        """Waits until everything queued so far is written."""
-        done = threading.Event()
-        self._queue.put(("flush", done))
-        done.wait(timeout)
 
-    def _run(self) -> None:
+def _writer(q, flushed, root: str, scrub_pii: bool, batch_s: float, max_batch: int, part: str) -> None:
+    import fsspec
+
+    scrub = None
+    if scrub_pii:
+        from domainllm.data.pii.scrubber import Scrubber
+
+        scrubber = Scrubber()
+
+        def scrub(text: str) -> str:
+            return scrubber.scrub(text)[0]
+
+    fs, path = fsspec.core.url_to_fs(root)
+    local = type(fs).__name__ == "LocalFileSystem"
+    seq = 0
+    closing = False
+    while not closing:
         pending: list[tuple[str, Any]] = []
-        closing = False
-        while not closing:
-            deadline = time.monotonic() + self.batch_s
-            flushes: list[threading.Event] = []
-            while len(pending) < self.max_batch:
+        marks: list[int] = []
+        deadline = time.monotonic() + batch_s
+        while len(pending) < max_batch:
+            try:
+                item = q.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is None:
+                closing = True
+                break
+            if item[0] == "flush":
+                marks.append(item[1])
+                break
+            pending.append(item)
+        if pending:
+            groups: dict[str, list[str]] = {}
+            for kind, item in pending:
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is None:
-                    closing = True
-                    break
-                if item[0] == "flush":
-                    flushes.append(item[1])
-                    break
-                pending.append(item)
-            if pending:
+                    rec = record(item, scrub) if kind == REQUESTS else _feedback_record(item, scrub)
+                except Exception:  # one odd exchange must not stop the log
+                    logging.getLogger(__name__).exception("request log: could not make a record")
+                    continue
+                groups.setdefault(partition(kind, rec["received_at"]), []).append(json.dumps(rec, ensure_ascii=False))
+            for folder, lines in groups.items():
+                data = ("\n".join(lines) + "\n").encode()
                 try:
-                    self._write(pending)
-                except Exception:  # the log must never take the gateway down; say so loudly
-                    log.exception("request log: could not write %d records to %s", len(pending), self.root)
-                pending = []
-            for event in flushes:
-                event.set()
+                    if local:
+                        os.makedirs(f"{path}/{folder}", exist_ok=True)
+                        with open(f"{path}/{folder}/{part}.jsonl", "ab") as fh:
+                            fh.write(data)
+                    else:
+                        seq += 1
+                        fs.pipe_file(f"{path}/{folder}/{part}-{seq:08d}.jsonl", data)
+                except OSError:
+                    logging.getLogger(__name__).exception("request log: could not write %d records to %s", len(lines), root)
+        if marks:
+            flushed.value = max(marks)
 
-    def _write(self, items: list[tuple[str, Any]]) -> None:
-        groups: dict[str, list[str]] = {}
-        for kind, item in items:
-            rec = record(item, self.scrub) if kind == REQUESTS else self._feedback_record(item)
-            groups.setdefault(partition(kind, rec["received_at"]), []).append(json.dumps(rec, ensure_ascii=False))
-            self.written[kind] += 1
-        for folder, lines in groups.items():
-            data = ("\n".join(lines) + "\n").encode()
-            if self.local:
-                os.makedirs(f"{self.path}/{folder}", exist_ok=True)
-                with open(f"{self.path}/{folder}/{self.part}.jsonl", "ab") as fh:
-                    fh.write(data)
-                    fh.flush()
-            else:
-                self._seq += 1
-                self.fs.pipe_file(f"{self.path}/{folder}/{self.part}-{self._seq:08d}.jsonl", data)
 
-    def _feedback_record(self, entry: dict[str, Any]) -> dict[str, Any]:
-        if self.scrub and isinstance(entry.get("preferred"), str):
-            entry = {**entry, "preferred": self.scrub(entry["preferred"])}
-        return entry
+def _feedback_record(entry: dict[str, Any], scrub) -> dict[str, Any]:
+    if scrub and isinstance(entry.get("preferred"), str):
+        entry = {**entry, "preferred": scrub(entry["preferred"])}
+    if scrub and isinstance(entry.get("comment"), str):
+        entry = {**entry, "comment": scrub(entry["comment"])}
+    return entry
