@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from domainllm.spec.base import Section
 
@@ -16,6 +16,33 @@ class LoraServing(Section):
     max_loras: int = Field(default=4, ge=1)
     """Adapters in one batch."""
     max_lora_rank: int = Field(default=64, ge=1)
+
+
+class RolloutConfig(Section):
+    """How a new version reaches users: the canary's share of traffic rises step by step, and
+    at each step the canary is compared with the stable version on the gateway's metrics."""
+
+    steps: tuple[float, ...] = (10.0, 50.0, 100.0)
+    """Canary traffic in percent, rising, ending at 100."""
+    min_requests: int = Field(default=50, ge=1)
+    """Canary requests a step needs before it is judged."""
+    step_timeout_s: float = Field(default=900, gt=0)
+    """A step that has not seen `min_requests` by then fails (and the canary rolls back)."""
+    max_error_rate: float = Field(default=0.02, ge=0, le=1)
+    """Canary 5xx share allowed, absolute..."""
+    max_error_rate_increase: float = Field(default=0.01, ge=0, le=1)
+    """...and above the stable version's over the same step."""
+    max_latency_ratio: float = Field(default=1.5, gt=0)
+    """Canary mean latency allowed, as a multiple of the stable version's."""
+    probe_requests: int = Field(default=0, ge=0)
+    """Synthetic requests the rollout sends through the gateway at each step (demo and tests;
+    0 in production, where users are the traffic)."""
+
+    @model_validator(mode="after")
+    def _steps(self) -> RolloutConfig:
+        if not self.steps or list(self.steps) != sorted(set(self.steps)) or self.steps[0] <= 0 or self.steps[-1] != 100:
+            raise ValueError(f"serving.rollout.steps must rise from above 0 to 100 (got {list(self.steps)})")
+        return self
 
 
 class ServingConfig(Section):
@@ -35,3 +62,4 @@ class ServingConfig(Section):
     """Further `vllm serve` arguments, passed as they are."""
     start_timeout_s: float = Field(default=600, gt=0)
     """How long a server may take to answer /health."""
+    rollout: RolloutConfig = RolloutConfig()
