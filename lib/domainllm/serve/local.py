@@ -34,6 +34,8 @@ class Deployment:
     port: int
     supervisor_pid: int
     log_path: str
+    state_path: str
+    """The supervisor's state file."""
     started_at: float
 
     @property
@@ -54,14 +56,12 @@ def _alive(pid: int) -> bool:
 class LocalDeployments:
     def __init__(self, pipeline: str, cfg: ServingConfig, root: Path | None = None) -> None:
         self.pipeline, self.cfg = pipeline, cfg
-        self.root = root or home() / "serve" / pipeline
+        self.root = root or home() / "serve" / pipeline / "deployments"
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _record(self, name: str) -> Path:
         return self.root / f"{name}.json"
 
-    def _supervisor_state(self, name: str) -> Path:
-        return self.root / f"{name}.supervisor.json"
 
     def get(self, name: str) -> Deployment | None:
         """The deployment if its supervisor is still there (a dead one's record is removed)."""
@@ -76,12 +76,13 @@ class LocalDeployments:
         return deployment
 
     def all(self) -> dict[str, Deployment]:
-        names = sorted(p.stem for p in self.root.glob("*.json") if not p.name.endswith(".supervisor.json"))
+        names = sorted(p.stem for p in self.root.glob("*.json"))
         return {n: d for n in names if (d := self.get(n)) is not None}
 
     def supervisor_state(self, name: str) -> dict:
+        deployment = self.get(name)
         try:
-            return json.loads(self._supervisor_state(name).read_text())
+            return json.loads(Path(deployment.state_path).read_text()) if deployment else {}
         except (FileNotFoundError, ValueError):
             return {}
 
@@ -98,18 +99,36 @@ class LocalDeployments:
         server = VllmServer(model_path, served_name=self.pipeline, extra_args=vllm_args(self.cfg, adapters=adapters),
                             env=vllm_env(self.cfg), log_path=str(self.root / f"{name}.log"),
                             start_timeout_s=self.cfg.start_timeout_s)  # fmt: skip
-        self._supervisor_state(name).unlink(missing_ok=True)
-        server.start(supervised_state=self._supervisor_state(name))
-        deployment = Deployment(name, version, model_path, self.pipeline, server.port, server.proc.pid, str(server.log_path), time.time())
-        tmp = self._record(name).with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(deployment)))
-        os.replace(tmp, self._record(name))
+        state = self.root / f"{name}-{int(time.time() * 1000)}.supervisor"  # its own for the server's life, whatever its name
+        server.start(supervised_state=state)
+        deployment = Deployment(name, version, model_path, self.pipeline, server.port, server.proc.pid, str(server.log_path), str(state),
+                                time.time())  # fmt: skip
+        self._write(deployment)
         log.info("deployment %s: version %s serving at %s", name, version, deployment.base_url)
         return deployment
+
+    def _write(self, deployment: Deployment) -> None:
+        tmp = self._record(deployment.name).with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(deployment)))
+        os.replace(tmp, self._record(deployment.name))
+
+    def rename(self, old: str, new: str) -> Deployment:
+        """The running deployment `old` is `new` from now on (a promoted canary becomes the
+        stable one without a restart); a deployment already named `new` must be stopped first."""
+        deployment = self.get(old)
+        if deployment is None:
+            raise KeyError(f"no running deployment {old!r}")
+        if self.get(new) is not None:
+            raise ValueError(f"deployment {new!r} is still running: stop it first")
+        renamed = Deployment(**{**asdict(deployment), "name": new})
+        self._write(renamed)
+        self._record(old).unlink(missing_ok=True)
+        return renamed
 
     def stop(self, name: str) -> None:
         deployment = self.get(name)
         if deployment is not None:
             stop_group(deployment.supervisor_pid, grace_s=30)
+            Path(deployment.state_path).unlink(missing_ok=True)
             log.info("deployment %s: version %s stopped", name, deployment.version)
         self._record(name).unlink(missing_ok=True)

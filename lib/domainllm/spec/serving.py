@@ -62,4 +62,10 @@ class ServingConfig(Section):
     """Further `vllm serve` arguments, passed as they are."""
     start_timeout_s: float = Field(default=600, gt=0)
     """How long a server may take to answer /health."""
+    gateway_port: int = Field(default=8800, ge=1, le=65535)
+    """Where the local gateway listens (on Kubernetes: its Service's port)."""
+    log_root: str | None = None
+    """Where the gateway logs requests and feedback; default `<artifact_root>/serving-logs`."""
+    scrub_pii: bool = True
+    """Scrub PII from prompts, answers and feedback before they are logged."""
     rollout: RolloutConfig = RolloutConfig()
