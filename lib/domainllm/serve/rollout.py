@@ -68,6 +68,7 @@ def roll_out(version: str, model_path: str, *, cfg: RolloutConfig, deployments: 
         log.info("rollout: first version %s takes all traffic at %s/v1", version, gateway.url)
         return Outcome("first", version)
     canary = deployments.start("canary", version, model_path)
+    warm_up(canary.base_url, canary.served_name)
     steps: list[Step] = []
     for percent in cfg.steps:
         write_routes(routes, [Route("stable", stable.base_url, stable.version, 100 - percent),
@@ -99,6 +100,19 @@ def roll_out(version: str, model_path: str, *, cfg: RolloutConfig, deployments: 
     deployments.rename("canary", "stable")
     log.info("rollout: version %s promoted; version %s stopped", version, stable.version)
     return Outcome("promoted", version, steps, previous=stable.version)
+
+
+def warm_up(base_url: str, model: str, *, requests: int = 16, concurrency: int = 8) -> None:
+    """A few requests straight to a new server before it gets traffic: its first batches are
+    slow (kernels built for new shapes), and a cold canary must not be judged by them."""
+    import httpx
+
+    def one(i: int) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(f"{base_url}/completions", json={"model": model, "prompt": "Hello", "max_tokens": 8 + i % 8}, timeout=120)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(requests)))
 
 
 def prober(gateway: GatewayProcess, model: str, prompts: list[str], *, max_tokens: int = 16,

@@ -24,16 +24,34 @@ def write_state(path: Path, **state) -> None:
     os.replace(tmp, path)
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` is still running (zombies, exited but not yet reaped,
+    do not count: `killpg(pgid, 0)` would still find them)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pgid, os.WNOHANG)  # reap the leader if it is our child
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
 def stop_group(pid: int, grace_s: float) -> None:
+    """SIGTERM to the process group `pid`, SIGKILL to what is left after `grace_s`."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
+        if not group_alive(pid):
             return
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):

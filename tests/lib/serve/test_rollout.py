@@ -1,0 +1,65 @@
+"""Rollouts on real vLLM (CPU build) behind the real gateway: the first version takes all
+traffic; a healthy canary goes 50% -> 100% and is promoted without a restart; a canary whose
+backend breaks is rolled back at its first step and the stable version keeps all traffic."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from domainllm.serve.local import LocalDeployments
+from domainllm.serve.local_gateway import LocalGateway
+from domainllm.serve.rollout import RolloutFailed, prober, roll_out
+from domainllm.serve.vllm_server import free_port
+from domainllm.spec.serving import RolloutConfig, ServingConfig
+from tests.lib.evals.vllm_helpers import needs_vllm, tiny_chat_model
+
+pytestmark = [pytest.mark.slow, needs_vllm]
+
+
+def test_first_promote_and_roll_back(home: Path, tmp_path: Path) -> None:
+    model = tiny_chat_model(tmp_path / "m")
+    cfg = RolloutConfig(steps=(50, 100), min_requests=8, probe_requests=12, step_timeout_s=60,
+                         max_latency_ratio=20.0)  # two CPU vLLM servers share 2 cores here: latency is judged in test_canary.py
+    deployments = LocalDeployments("tiny", ServingConfig(max_model_len=1024))
+    gateways = LocalGateway("tiny")
+    gw = gateways.ensure(str(tmp_path / "logs"), port=free_port())
+    probe = prober(gw, "tiny", ["What does List::Util do?", "How do I sort numbers?"], max_tokens=4)
+    try:
+        assert roll_out("1", model, cfg=cfg, deployments=deployments, gateway=gw).result == "first"
+        first = deployments.get("stable")
+        reply = httpx.post(f"{gw.url}/v1/completions", json={"model": "tiny", "prompt": "sub", "max_tokens": 2}, timeout=30)
+        assert reply.status_code == 200 and reply.headers["x-model-version"] == "1"
+
+        steps = []
+        healthy = roll_out("2", model, cfg=cfg, deployments=deployments, gateway=gw, probe=probe, on_step=steps.append)
+        assert healthy.result == "promoted" and healthy.previous == "1" and [s.percent for s in healthy.steps] == [50, 100]
+        assert all(s.verdict.passed and s.verdict.canary.requests >= 8 for s in steps)
+        stable = deployments.get("stable")
+        assert stable.version == "2" and stable.port != first.port and deployments.get("canary") is None
+        assert json.loads(Path(gw.routes_path).read_text())["routes"] == [
+            {"name": "stable", "base_url": stable.base_url, "version": "2", "weight": 100}]
+
+        def broken(n: int) -> None:  # the canary's server dies under it
+            canary = deployments.get("canary")
+            if canary is not None:
+                child = json.loads(Path(canary.state_path).read_text())["child_pid"]
+                os.killpg(canary.supervisor_pid, signal.SIGKILL)
+                os.killpg(child, signal.SIGKILL)
+            probe(n)
+
+        with pytest.raises(RolloutFailed, match=r"(?s)version 3 rolled back at 50%: version 2 keeps all traffic.*too high") as err:
+            roll_out("3", model, cfg=cfg, deployments=deployments, gateway=gw, probe=broken)
+        assert len(err.value.steps) == 1 and err.value.steps[0].verdict.canary.errors > 0
+        assert deployments.get("stable").version == "2" and deployments.get("canary") is None
+        after = httpx.post(f"{gw.url}/v1/completions", json={"model": "tiny", "prompt": "sub", "max_tokens": 2}, timeout=30)
+        assert after.status_code == 200 and after.headers["x-model-version"] == "2"
+    finally:
+        for name in deployments.all():
+            deployments.stop(name)
+        gateways.stop()
