@@ -9,6 +9,7 @@ Endpoints: `POST /v1/chat/completions`, `POST /v1/completions` (streaming or not
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -61,32 +62,43 @@ async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamRe
     if "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
     reply_headers = {"x-request-id": request_id, "x-model-version": route.version}
-    out: web.StreamResponse
+    out: web.StreamResponse | None = None
+    chunks: list[bytes] = []
     try:
         async with app[SESSION].post(route.base_url + path, data=body, headers=headers) as resp:
             exchange.status = resp.status
             if stream and resp.status == 200:
                 out = web.StreamResponse(status=200, headers={**reply_headers, "Content-Type": resp.headers.get("Content-Type", "text/event-stream")})
                 await out.prepare(request)
-                chunks = []
                 async for chunk in resp.content.iter_any():
                     if exchange.first_byte_ms is None:
                         exchange.first_byte_ms = (time.perf_counter() - t0) * 1000
                     chunks.append(chunk)
-                    await out.write(chunk)
-                await out.write_eof()
-                exchange.body = b"".join(chunks)
+                    try:
+                        await out.write(chunk)
+                    except ConnectionResetError:  # the client hung up (aiohttp's ClientConnectionResetError is one)
+                        exchange.status, exchange.error = 499, "the client closed the connection"
+                        break
+                else:
+                    await out.write_eof()
             else:
                 exchange.body = await resp.read()
                 out = web.Response(body=exchange.body, status=resp.status, headers=reply_headers,
                                    content_type=resp.content_type or "application/json")  # fmt: skip
-    except (TimeoutError, aiohttp.ClientError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:  # the backend failed: before the answer, or in the middle of a stream
         exchange.status, exchange.error = 502, f"{type(exc).__name__}: backend {route.name} unreachable or failed"
-        out = _error(502, f"the {route.name} backend did not answer ({type(exc).__name__})", request_id)
-        out.headers["x-model-version"] = route.version
-    exchange.latency_ms = (time.perf_counter() - t0) * 1000
-    app[METRICS].observe(exchange)
-    app[STORE].submit(exchange)
+        if out is None or not out.prepared:
+            out = _error(502, f"the {route.name} backend did not answer ({type(exc).__name__})", request_id)
+            out.headers["x-model-version"] = route.version
+    except asyncio.CancelledError:  # the client went away and the server cancelled the handler
+        exchange.status, exchange.error = 499, "the client closed the connection"
+        raise
+    finally:
+        if stream and chunks:
+            exchange.body = b"".join(chunks)
+        exchange.latency_ms = (time.perf_counter() - t0) * 1000
+        app[METRICS].observe(exchange)
+        app[STORE].submit(exchange)
     return out
 
 

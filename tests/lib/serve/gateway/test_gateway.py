@@ -112,3 +112,16 @@ def test_a_broken_backend_answers_502_and_is_logged(gateway: tuple[str, Path, Pa
     assert row["status"] == 502 and row["route"] == "canary" and row["answers"] == []
     assert 'route="canary",status="502",version="2"} 1.0' in httpx.get(f"{url}/metrics", timeout=5).text
     assert httpx.post(f"{url}/v1/chat/completions", content=b"not json", timeout=5).status_code == 400
+
+
+def test_a_client_that_leaves_mid_stream_is_logged_as_such(gateway: tuple[str, Path, Path]) -> None:
+    url, _, logs = gateway
+    body = {"model": "tiny", "prompt": "sub hello {", "max_tokens": 400, "ignore_eos": True, "stream": True}
+    with httpx.Client(timeout=30) as client, client.stream("POST", f"{url}/v1/completions", json=body) as resp:
+        assert resp.status_code == 200
+        next(resp.iter_raw())  # the first events arrive, then the client hangs up
+        rid = resp.headers["x-request-id"]
+    (row,) = [r for r in _records(logs, "requests", 1) if r["request_id"] == rid]
+    assert row["status"] == 499 and row["error"] == "the client closed the connection" and row["stream"]
+    ok = httpx.post(f"{url}/v1/completions", json={"model": "tiny", "prompt": "x", "max_tokens": 2}, timeout=30)
+    assert ok.status_code == 200  # the gateway carries on
