@@ -15,7 +15,7 @@ from pathlib import Path
 
 from domainllm.env import home
 from domainllm.serve.settings import vllm_args, vllm_env
-from domainllm.serve.supervisor import stop_group
+from domainllm.serve.supervisor import alive, stop_group
 from domainllm.serve.vllm_server import VllmServer, healthy
 from domainllm.spec.serving import ServingConfig
 
@@ -43,16 +43,6 @@ class Deployment:
         return f"http://127.0.0.1:{self.port}/v1"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class LocalDeployments:
     def __init__(self, pipeline: str, cfg: ServingConfig, root: Path | None = None) -> None:
         self.pipeline, self.cfg = pipeline, cfg
@@ -70,7 +60,7 @@ class LocalDeployments:
             deployment = Deployment(**json.loads(path.read_text()))
         except FileNotFoundError:
             return None
-        if not _alive(deployment.supervisor_pid):
+        if not alive(deployment.supervisor_pid):
             path.unlink(missing_ok=True)
             return None
         return deployment

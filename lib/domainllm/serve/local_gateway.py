@@ -9,14 +9,12 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from domainllm.env import home
-from domainllm.serve.supervisor import stop_group
-from domainllm.serve.vllm_server import ServerError
+from domainllm.serve.supervisor import alive, stop_group
+from domainllm.serve.vllm_server import ServerError, healthy
 
 
 @dataclass(frozen=True)
@@ -33,14 +31,6 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.port}"
 
 
-def gateway_healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 class LocalGateway:
     def __init__(self, pipeline: str, root: Path | None = None) -> None:
         self.root = root or home() / "serve" / pipeline
@@ -53,9 +43,7 @@ class LocalGateway:
             gw = GatewayProcess(**json.loads(self.record.read_text()))
         except FileNotFoundError:
             return None
-        try:
-            os.kill(gw.supervisor_pid, 0)
-        except ProcessLookupError:
+        if not alive(gw.supervisor_pid):
             self.record.unlink(missing_ok=True)
             return None
         return gw
@@ -63,7 +51,7 @@ class LocalGateway:
     def ensure(self, log_root: str, *, port: int, scrub_pii: bool = True, timeout_s: float = 120) -> GatewayProcess:
         """The running gateway, or a new one on `port`."""
         current = self.get()
-        if current is not None and gateway_healthy(current.port):
+        if current is not None and healthy(current.port):
             return current
         if current is not None:
             self.stop()
@@ -74,7 +62,7 @@ class LocalGateway:
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout_s
-        while not gateway_healthy(port):
+        while not healthy(port):
             if proc.poll() is not None or time.monotonic() > deadline:
                 stop_group(proc.pid, 5)
                 tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])

@@ -24,6 +24,17 @@ def write_state(path: Path, **state) -> None:
     os.replace(tmp, path)
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def group_alive(pgid: int) -> bool:
     """Whether a process of group `pgid` is still running (zombies, exited but not yet reaped,
     do not count: `killpg(pgid, 0)` would still find them)."""

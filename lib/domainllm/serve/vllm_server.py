@@ -44,7 +44,7 @@ def free_port() -> int:
 
 
 def healthy(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether a vLLM server answers /health on `port`."""
+    """Whether a server (vLLM, the gateway) answers /health on `port`."""
     try:
         with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2) as resp:
             return resp.status == 200

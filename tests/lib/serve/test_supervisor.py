@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from domainllm.serve.supervisor import group_alive
+from domainllm.serve.supervisor import alive, group_alive
 
 
 def _state(path: Path) -> dict:
@@ -25,14 +25,6 @@ def _wait(predicate, timeout: float = 20) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("timed out")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_restarts_a_dead_child_and_stops_cleanly(tmp_path: Path) -> None:
@@ -50,7 +42,7 @@ def test_restarts_a_dead_child_and_stops_cleanly(tmp_path: Path) -> None:
         second = _state(state)["child_pid"]
         sup.send_signal(signal.SIGTERM)
         assert sup.wait(15) == 0
-        assert _state(state)["state"] == "stopped" and not _alive(second)
+        assert _state(state)["state"] == "stopped" and not alive(second)
         assert not group_alive(second)  # nothing of its group left running (the sleep included)
     finally:
         sup.kill()
