@@ -58,9 +58,9 @@ def test_a_killed_run_resumes_and_matches_the_uninterrupted_losses(stage: str, h
     proc = subprocess.Popen(domainllm_cmd("stage", "run", stage, "--spec", str(tiny_spec), "--run-id", "k"),
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
-    while not (ckpt / "checkpoint-4").exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (ckpt / "checkpoint-4" / "trainer_state.json").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)  # maybe while a later checkpoint is half written: it must not be resumed
     proc.wait()
     assert layout.read_manifest(stage) is None
     resumed = run_stage(spec, stage, "k").manifest
