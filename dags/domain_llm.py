@@ -1,7 +1,11 @@
 """domain_llm: turn a general base model into a domain model.
 
 Trigger it from the Airflow UI (the form asks for the spec, the run id, the stages and
-whether to force), from the REST API, or with `airflow dags test domain_llm`.
+whether to force), from the REST API, or with `airflow dags test domain_llm`. The data
+flywheel triggers it too, when it has gathered enough new preference pairs: that run takes
+the spec and run id from the flywheel's event and reruns, on the run that trained the
+serving model, what the new pairs change (dpo_data -> dpo -> evals -> gate -> rollout); the
+stages before are up to date and skipped.
 Every task launches one `domainllm` command through the launcher the spec configures
 (a local process here; a Kubernetes pod in production).
 """
@@ -14,8 +18,9 @@ from pathlib import Path
 from airflow.sdk import DAG, Param, TriggerRule
 
 from domainllm.artifacts import slug_run_id
-from domainllm.stages.names import SHARDED_STAGES, STAGE_NAMES, STAGE_REQUIRES
+from domainllm.stages.names import DOMAIN_STAGES, SHARDED_STAGES, STAGE_REQUIRES
 from domainllm_operators import GateOperator, PipelineRunOperator, ShardPlanOperator, StageOperator
+from domainllm_operators.assets import PREFERENCES, trigger_extra
 
 DEFAULT_SPEC = os.environ.get(
     "DOMAINLLM_SPEC", str(Path(__file__).resolve().parent.parent / "examples" / "demo" / "spec.yaml")
@@ -24,29 +29,29 @@ DEFAULT_SPEC = os.environ.get(
 with DAG(
     dag_id="domain_llm",
     description="Data -> base model -> ... -> domain model (stages added as they land)",
-    schedule=None,
+    schedule=[PREFERENCES],  # and by hand
     catchup=False,
     max_active_runs=1,
     tags=["domainllm"],
     doc_md=__doc__,
     render_template_as_native_obj=True,
-    user_defined_filters={"run_slug": slug_run_id},
+    user_defined_filters={"run_slug": slug_run_id, "trigger_extra": trigger_extra},
     params={
         "spec": Param(DEFAULT_SPEC, type="string", title="Pipeline spec",
                       description="Path (on the workers) of the pipeline YAML."),
         "run_id": Param("", type="string", title="Run id",
                         description="Names the run's artifact folder. Empty: derived from the Airflow run id. "
                                     "Reuse an id to continue a run: finished stages are skipped."),
-        "stages": Param(list(STAGE_NAMES), type="array", title="Stages",
-                        items={"type": "string", "enum": list(STAGE_NAMES)},
+        "stages": Param(list(DOMAIN_STAGES), type="array", title="Stages",
+                        items={"type": "string", "enum": list(DOMAIN_STAGES)},
                         description="Stages to run; the others reuse their existing output."),
         "force": Param(False, type="boolean", title="Force",
                        description="Rerun the selected stages even when their output is up to date."),
     },  # fmt: skip
 ) as dag:
     common = {
-        "spec_path": "{{ params.spec }}",
-        "run_id": "{{ params.run_id or (run_id | run_slug) }}",
+        "spec_path": "{{ triggering_asset_events | trigger_extra('spec', params.spec) }}",
+        "run_id": "{{ params.run_id or (triggering_asset_events | trigger_extra('run_id', '')) or (run_id | run_slug) }}",
     }
     start = PipelineRunOperator(action="start", **common)
     finish = PipelineRunOperator(action="finish", trigger_rule=TriggerRule.ALL_DONE, **common)
@@ -65,7 +70,7 @@ with DAG(
     # Edges follow what each stage reads (STAGE_REQUIRES), so independent stages run side
     # by side (the base model trains while the data stages run).
     tasks = {}
-    for stage in STAGE_NAMES:
+    for stage in DOMAIN_STAGES:
         upstream = [tasks[dep] for dep in STAGE_REQUIRES[stage]] or [shard_plan]
         operator = GateOperator if stage == "gate" else StageOperator  # a rejected candidate stops the DAG for good
         task = operator(stage=stage, reuse_shards=stage in SHARDED_STAGES, **stage_args)
@@ -77,7 +82,7 @@ with DAG(
         else:
             upstream >> task
         tasks[stage] = task
-    needed = {dep for deps in STAGE_REQUIRES.values() for dep in deps}
+    needed = {dep for stage in DOMAIN_STAGES for dep in STAGE_REQUIRES[stage]}
     [task for stage, task in tasks.items() if stage not in needed] >> finish
     # A teardown closes the MLflow parent run whatever happened, without masking a
     # failed stage in the DAG run's own state.

@@ -132,14 +132,18 @@ class ShardPlanOperator(_LaunchingOperator):
 
 class PipelineRunOperator(_LaunchingOperator):
     """Opens (`start`) or closes (`finish`) the pipeline run: spec snapshot and the parent
-    MLflow run. `finish` marks the run FAILED when any upstream task failed."""
+    MLflow run. `finish` marks the run FAILED when any upstream task failed. `run_params`
+    (templated) are the run's parameters the stages read, e.g. the flywheel's window."""
 
-    def __init__(self, *, action: str, **kwargs: Any) -> None:
+    template_fields: Sequence[str] = ("spec_path", "run_id", "run_params")
+
+    def __init__(self, *, action: str, run_params: dict[str, str] | None = None, **kwargs: Any) -> None:
         if action not in ("start", "finish"):
             raise ValueError(f"action must be 'start' or 'finish', got {action!r}")
         kwargs.setdefault("task_id", f"run_{action}")
         super().__init__(**kwargs)
         self.action = action
+        self.run_params = run_params
 
     def execute(self, context: Context) -> dict[str, Any]:
         spec = self._load_spec()
@@ -150,7 +154,8 @@ class PipelineRunOperator(_LaunchingOperator):
                 dag_id=ti.dag_id, run_ids=[ti.run_id], states=["failed", "upstream_failed"]
             )
             status = "FAILED" if failed else "FINISHED"
-        request = run_control_request(spec, self.spec_path, self.action, self.run_id, status)
+        run_params = {k: str(v) for k, v in (self.run_params or {}).items()} if self.action == "start" else None
+        request = run_control_request(spec, self.spec_path, self.action, self.run_id, status, run_params)
         if self._launch(context, spec, request) != 0:
             raise AirflowException(f"`domainllm run {self.action}` failed for run {self.run_id}; see the log above")
         return {"run_id": self.run_id, "action": self.action, "status": status}

@@ -86,9 +86,12 @@ def stage_request(
     return _request(spec, name, run_id, STAGE_IMAGES[stage], command, attempt_id)
 
 
-def run_control_request(spec: Spec, spec_path: str, action: str, run_id: str, status: str | None = None) -> LaunchRequest:
+def run_control_request(spec: Spec, spec_path: str, action: str, run_id: str, status: str | None = None,
+                        params: dict[str, str] | None = None) -> LaunchRequest:  # fmt: skip
     """`domainllm run start|finish` (opens/closes the pipeline's parent MLflow run)."""
     command = [PROGRAM, "run", action, "--spec", spec_path, "--run-id", run_id]
     if status:
         command += ["--status", status]
+    for key, value in sorted((params or {}).items()):
+        command += ["--param", f"{key}={value}"]
     return _request(spec, f"run-{action}", run_id, CONTROL_IMAGE, command, None)

@@ -17,7 +17,7 @@ import yaml
 from domainllm.artifacts import RunLayout
 from domainllm.evals.registry import champion
 from domainllm.spec import load_spec
-from domainllm.stages.names import SHARDED_STAGES, STAGE_NAMES
+from domainllm.stages.names import DOMAIN_STAGES, SHARDED_STAGES
 from domainllm.tracking import TAG_KIND, TAG_STAGE, find_pipeline_run, tracking_uri
 from tests.conftest import tiny_spec_doc, write_spec
 
@@ -59,7 +59,7 @@ def test_dags_test_runs_every_stage_nested_under_one_parent(airflow_db, tiny_spe
     parent_run = mlflow.get_run(parent)
     assert parent_run.info.status == "FINISHED" and parent_run.data.tags[TAG_KIND] == "pipeline"
     children = _stage_runs(spec, parent)
-    assert set(children) == set(STAGE_NAMES)
+    assert set(children) == set(DOMAIN_STAGES)
     assert all(r.info.status == "FINISHED" for r in children.values())
     assert children["base_model"].data.metrics["heldout_loss_after"] < children["base_model"].data.metrics["heldout_loss_before"]
     # Stage output streamed into the task log, with a pointer to the data report.
@@ -114,7 +114,7 @@ def test_scheduler_and_api_server_run_it_and_report_over_rest(home: Path, tiny_s
         assert state == "success"
         states = stack.task_states("domain_llm", dag_run)
         shard_tasks = [f"{s}_shard[{i}]" for s in SHARDED_STAGES for i in range(2)]
-        skipped = [*(s for s in STAGE_NAMES if s != "ingest"), *shard_tasks]
+        skipped = [*(s for s in DOMAIN_STAGES if s != "ingest"), *shard_tasks]
         assert states == {"run_start": "success", "plan_shards": "success", "ingest": "success",
                           **dict.fromkeys(skipped, "skipped"), "run_finish": "success"}  # fmt: skip
         xcom = stack.get(f"/api/v2/dags/domain_llm/dagRuns/{dag_run}/taskInstances/ingest/xcomEntries/return_value")

@@ -9,6 +9,7 @@ import fsspec
 from domainllm.artifacts.fs import is_local, join, url_to_fs
 from domainllm.artifacts.manifest import MANIFEST_NAME, Manifest
 
+PARAMS_NAME = "params.json"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -60,6 +61,19 @@ class RunLayout:
 
     def trash_root(self) -> str:
         return join(self.run_dir, ".trash")
+
+    def params_path(self) -> str:
+        return join(self.run_dir, PARAMS_NAME)
+
+    def read_params(self) -> dict[str, str]:
+        """The run's parameters (`domainllm run start --param K=V`, e.g. the flywheel's window)."""
+        import json
+
+        path = self.params_path()
+        if not self.fs.exists(path):
+            return {}
+        with self.fs.open(path, "rb") as fh:
+            return json.loads(fh.read())
 
     def url(self, path: str) -> str:
         """A path of this layout as others must see it: a plain path locally, a full URI

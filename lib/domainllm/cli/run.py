@@ -13,6 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     start = run_sub.add_parser("start", help="validate the spec, snapshot it, open the parent MLflow run")
     start.add_argument("--spec", required=True)
     start.add_argument("--run-id", required=True)
+    start.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                       help="a run parameter the stages read (e.g. window_start=2026-11-25); fixed for the run id")
     start.set_defaults(handler=_start)
 
     finish = run_sub.add_parser("finish", help="close the parent MLflow run with a status")
@@ -33,6 +35,7 @@ def _start(args: argparse.Namespace) -> int:
     layout.fs.makedirs(layout.run_dir, exist_ok=True)
     resolved = json.dumps(spec.model_dump(mode="json"), indent=2, sort_keys=True).encode()
     write_bytes_atomic(layout.fs, join(layout.run_dir, "spec.resolved.json"), resolved + b"\n")
+    _write_params(layout, args.param)
     parent = start_pipeline_run(
         spec, args.run_id, {"spec_digest": spec_digest(spec), "spec_name": spec.name, "run_id": args.run_id}
     )
@@ -49,3 +52,23 @@ def _finish(args: argparse.Namespace) -> int:
     parent = finish_pipeline_run(spec, args.run_id, args.status)
     print(json.dumps({"run_id": args.run_id, "mlflow_run_id": parent, "status": args.status}))
     return 0
+
+
+def _write_params(layout, pairs: list[str]) -> None:
+    """Stores the run's parameters once: a run id keeps the parameters it started with (its
+    finished stages were made from them), so different ones need another run id."""
+    from domainllm.artifacts.fs import write_bytes_atomic
+    from domainllm.stages.runner import StageError
+
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise StageError(f"--param {pair!r}: give KEY=VALUE")
+        params[key] = value
+    existing = layout.read_params()
+    if existing and params and existing != params:
+        raise StageError(f"run {layout.run_id} was started with parameters {existing}, not {params}: "
+                         f"use another run id for other parameters")  # fmt: skip
+    if params and not existing:
+        write_bytes_atomic(layout.fs, layout.params_path(), json.dumps(params, sort_keys=True).encode())

@@ -13,7 +13,11 @@ from domainllm.spec import Spec
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+PRODUCTION = "production"
+"""The version serving all traffic (moved by the `rollout` stage after a successful rollout)."""
+PREVIOUS_PRODUCTION = "previous-production"
 TAG_FINGERPRINT = "domainllm.fingerprint"
+TAG_RUN_ID = "domainllm.run_id"
 COMPLETE = "_COMPLETE"
 
 
@@ -23,6 +27,8 @@ class RegisteredModel:
     model_path: str
     fingerprint: str | None = None
     """The training stage's output fingerprint: the same fingerprint is the same model."""
+    run_id: str | None = None
+    """The pipeline run that trained it."""
 
 
 def store_model(spec: Spec, location: str, fingerprint: str) -> str:
@@ -52,6 +58,11 @@ def store_model(spec: Spec, location: str, fingerprint: str) -> str:
 
 def champion(spec: Spec) -> RegisteredModel | None:
     """The version under the `champion` alias, or None before the first promotion."""
+    return by_alias(spec, CHAMPION)
+
+
+def by_alias(spec: Spec, alias: str) -> RegisteredModel | None:
+    """The version under `alias`, or None when the model or the alias does not exist yet."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -59,10 +70,11 @@ def champion(spec: Spec) -> RegisteredModel | None:
 
     experiment_id(spec)  # sets the tracking URI
     try:
-        mv = mlflow.MlflowClient().get_model_version_by_alias(spec.name, CHAMPION)
+        mv = mlflow.MlflowClient().get_model_version_by_alias(spec.name, alias)
     except MlflowException:  # no such model or alias yet
         return None
-    return RegisteredModel(str(mv.version), mv.source, (mv.tags or {}).get(TAG_FINGERPRINT))
+    tags = mv.tags or {}
+    return RegisteredModel(str(mv.version), mv.source, tags.get(TAG_FINGERPRINT), tags.get(TAG_RUN_ID))
 
 
 def is_champion(current: RegisteredModel | None, fingerprint: str, location: str) -> bool:

@@ -118,14 +118,17 @@ def warm_up(base_url: str, model: str, *, requests: int = 16, concurrency: int =
 def prober(gateway: GatewayProcess, model: str, prompts: list[str], *, max_tokens: int = 16,
            concurrency: int = 8) -> Callable[[int], None]:  # fmt: skip
     """Sends n chat requests through the gateway (synthetic traffic for a canary step where
-    there are no users: the demo, tests). Their answers are served and logged like any other."""
+    there are no users: the demo, tests). Their answers are served and logged, marked as the
+    rollout's own traffic."""
     import httpx
+
+    from domainllm.serve.gateway.exchange import SOURCE_HEADER
 
     def probe(n: int) -> None:
         def one(i: int) -> None:
             body = {"model": model, "messages": [{"role": "user", "content": prompts[i % len(prompts)]}], "max_tokens": max_tokens}
             with contextlib.suppress(httpx.HTTPError):  # counted by the gateway's metrics either way
-                httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=120)
+                httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers={SOURCE_HEADER: "rollout-probe"}, timeout=120)
 
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(one, range(n)))

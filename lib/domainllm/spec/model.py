@@ -10,6 +10,7 @@ from domainllm.spec.base import Location, Section
 from domainllm.spec.base_model import BaseModelConfig
 from domainllm.spec.data import DataConfig
 from domainllm.spec.evals import EvalConfig
+from domainllm.spec.flywheel import FlywheelConfig
 from domainllm.spec.runtime import RuntimeConfig
 from domainllm.spec.serving import ServingConfig
 from domainllm.spec.sources import Source
@@ -33,6 +34,8 @@ class Spec(Section):
     """Evaluation suites with fixed decoding, and the promotion gate."""
     serving: ServingConfig = ServingConfig()
     """How vLLM serves a model version."""
+    flywheel: FlywheelConfig = FlywheelConfig()
+    """The nightly data flywheel: serving logs -> preference pairs -> the next DPO round."""
     tracking: TrackingConfig = TrackingConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 

@@ -36,7 +36,11 @@ class RolloutConfig(Section):
     """Canary mean latency allowed, as a multiple of the stable version's."""
     probe_requests: int = Field(default=0, ge=0)
     """Synthetic requests the rollout sends through the gateway at each step (demo and tests;
-    0 in production, where users are the traffic)."""
+    0 in production, where users are the traffic). They are marked synthetic in the request
+    log, so the data flywheel never trains on them."""
+    probe_prompts: str = "builtin:domain-questions"
+    """JSONL with a `prompt` per line that the probes ask (the judge's prompt format)."""
+    probe_max_tokens: int = Field(default=32, ge=1)
 
     @model_validator(mode="after")
     def _steps(self) -> RolloutConfig:
@@ -46,6 +50,8 @@ class RolloutConfig(Section):
 
 
 class ServingConfig(Section):
+    enabled: bool = True
+    """Whether the `rollout` stage serves promoted versions (off: the pipeline ends at the gate)."""
     max_model_len: int | None = Field(default=None, ge=16)
     """Context length served; default: the model's."""
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"

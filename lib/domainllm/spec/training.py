@@ -163,6 +163,9 @@ class DpoConfig(Recipe):
     """JSONL/Parquet file or folder with `prompt`, `chosen`, `rejected` (strings or messages)."""
     demo: DemoDpoData | None = None
     """Without `data`: build the demo's triples instead."""
+    flywheel_pairs: bool = True
+    """Also train on every pair of the data flywheel's preference dataset (`flywheel.dataset`)
+    when it has any: each round trains DPO from the SFT model on all preferences so far."""
     beta: float = Field(default=0.1, gt=0)
     reference: Literal["auto", "implicit", "explicit", "precomputed"] = "auto"
     """`implicit`: the LoRA base is the reference (no second model; needs `lora`);

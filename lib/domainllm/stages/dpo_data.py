@@ -4,6 +4,7 @@ answers are chosen, answers sampled from the weaker CPT model rejected."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any, ClassVar
 
@@ -22,6 +23,8 @@ from domainllm.train.example_store import (
 )
 from domainllm.train.examples import ExampleError, dpo_triple
 
+log = logging.getLogger(__name__)
+
 DEMO_KINDS = ("what", "how")
 """Single-turn examples whose reference answers become the chosen ones."""
 
@@ -37,11 +40,17 @@ class DpoDataStage:
 
     def config(self, spec: Spec) -> dict[str, Any]:
         dpo = spec.training.dpo
-        return {"enabled": dpo.enabled, "demo": dpo.demo.model_dump(mode="json") if dpo.demo else None}
+        return {"enabled": dpo.enabled, "demo": dpo.demo.model_dump(mode="json") if dpo.demo else None,
+                "flywheel_pairs": dpo.flywheel_pairs}  # fmt: skip
 
     def external_inputs(self, spec: Spec) -> dict[str, str]:
+        from domainllm.stages.curate import dataset_version
+
         dpo = spec.training.dpo
-        return {"dpo_data": folder_fingerprint(dpo.data)} if dpo.enabled and dpo.data else {}
+        inputs = {"dpo_data": folder_fingerprint(dpo.data)} if dpo.enabled and dpo.data else {}
+        if dpo.enabled and dpo.flywheel_pairs:
+            inputs["preferences"] = dataset_version(spec)
+        return inputs
 
     def run(self, ctx: StageContext) -> StageResult:
         dpo = ctx.spec.training.dpo
@@ -58,8 +67,26 @@ class DpoDataStage:
         else:
             assert dpo.demo is not None
             rows, counts = self._demo(ctx, dpo.demo)
+        version = None
+        if dpo.flywheel_pairs:
+            version, flywheel_rows = self._flywheel(ctx)
+            rows.extend(flywheel_rows)
+            counts["flywheel_pairs"] = len(flywheel_rows)
         counts["pairs"] = write_examples(ctx.out.fs, ctx.out.path, rows, DPO_SCHEMA)
-        return StageResult(counts=dict(counts), info={"enabled": True})
+        return StageResult(counts=dict(counts), info={"enabled": True, "preferences_version": version})
+
+    def _flywheel(self, ctx: StageContext) -> tuple[str | None, list[dict]]:
+        """Every pair of the flywheel's preference dataset, and its version."""
+        from domainllm.flywheel.dataset import PreferenceDataset, dataset_root
+
+        dataset = PreferenceDataset(dataset_root(ctx.spec))
+        latest = dataset.latest()
+        if latest is None:
+            return None, []
+        table = dataset.read(latest["version"], columns=["id", "prompt", "chosen", "rejected"])
+        log.info("dpo_data: %d pairs from the flywheel's preference dataset %s (version %s)", table.num_rows, dataset.root,
+                 latest["version"])  # fmt: skip
+        return latest["version"], table.to_pylist()
 
     def _demo(self, ctx: StageContext, cfg: DemoDpoData) -> tuple[list[dict], Counter]:
         from domainllm.evals.generate import generate

@@ -165,17 +165,18 @@ class EvalJudgeStage(EvalStage):
                 raise StageError(f"evals.judge: {exc}") from None
 
 
-def judge_for(spec: Spec):
-    """The judge of `evals.judge`, its model named or the endpoint's first; StageError if unusable."""
+def judge_for(spec: Spec, cfg=None, where: str = "evals.judge"):
+    """The judge of `evals.judge` (or of `cfg`, a JudgeSuite configured at `where`), its model
+    named or the endpoint's first; StageError if unusable."""
     from domainllm.evals.endpoint import EndpointError, describe_error, make_client
     from domainllm.evals.judge import Judge
     from domainllm.stages.runner import StageError
 
-    cfg = spec.evals.judge
+    cfg = cfg or spec.evals.judge
     try:
         client = make_client(cfg.endpoint, cfg.api_key_env)
     except EndpointError as exc:
-        raise StageError(f"evals.judge: {exc}") from None
+        raise StageError(f"{where}: {exc}") from None
     model = cfg.model
     if model is None:
         import openai
@@ -183,9 +184,9 @@ def judge_for(spec: Spec):
         try:
             model = next(iter(client.models.list())).id
         except openai.OpenAIError as exc:
-            raise StageError(f"evals.judge: {describe_error(exc, cfg.endpoint)}") from None
+            raise StageError(f"{where}: {describe_error(exc, cfg.endpoint)}") from None
         except StopIteration:
-            raise StageError(f"evals.judge: {cfg.endpoint} serves no model; set evals.judge.model") from None
+            raise StageError(f"{where}: {cfg.endpoint} serves no model; set {where}.model") from None
     log.info("judge: %s at %s, rubric %s", model, cfg.endpoint, ", ".join(cfg.rubric))
     return Judge(client, model, cfg.rubric, structured=cfg.structured)
 

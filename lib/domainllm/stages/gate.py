@@ -129,7 +129,7 @@ class GateStage:
         import mlflow
         from mlflow.exceptions import MlflowException
 
-        from domainllm.evals.registry import CHALLENGER, CHAMPION, TAG_FINGERPRINT, store_model
+        from domainllm.evals.registry import CHALLENGER, CHAMPION, TAG_FINGERPRINT, TAG_RUN_ID, store_model
 
         client = mlflow.MlflowClient()
         name = ctx.spec.name
@@ -138,7 +138,7 @@ class GateStage:
         run = mlflow.active_run()
         stored = store_model(ctx.spec, candidate, fingerprint)
         mv = client.create_model_version(name, source=stored, run_id=run.info.run_id if run else None,
-                                         tags={"domainllm.run_id": ctx.run_id, "domainllm.trained_at": candidate,
+                                         tags={TAG_RUN_ID: ctx.run_id, "domainllm.trained_at": candidate,
                                                TAG_FINGERPRINT: fingerprint})  # fmt: skip
         client.set_registered_model_alias(name, CHALLENGER, mv.version)
         if current is not None:

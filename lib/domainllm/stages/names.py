@@ -25,10 +25,21 @@ STAGE_IMAGES: dict[str, str] = {
     "eval_judge": "trainer",
     "decoding_search": "trainer",
     "gate": "worker",
+    "rollout": "serve",
     "data_report": "worker",
+    # data_flywheel
+    "harvest": "worker",
+    "curate": "worker",
+    "sample": "trainer",
+    "label": "worker",
+    "preferences": "worker",
+    "flywheel_report": "worker",
 }
 
 STAGE_NAMES: tuple[str, ...] = tuple(STAGE_IMAGES)
+FLYWHEEL_STAGES: tuple[str, ...] = ("harvest", "curate", "sample", "label", "preferences", "flywheel_report")
+"""The data_flywheel DAG's stages; every other stage is the domain_llm DAG's."""
+DOMAIN_STAGES: tuple[str, ...] = tuple(s for s in STAGE_NAMES if s not in FLYWHEEL_STAGES)
 
 # Stage name -> the stages whose output it reads: the DAG's edges (each stage's
 # `requires`; tests/lib/stages/test_registry.py keeps the two in step).
@@ -56,7 +67,14 @@ STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
     "eval_judge": ("dpo", "base_model", "mix"),
     "decoding_search": ("dpo",),
     "gate": ("eval_perplexity", "eval_code", "eval_choice", "eval_judge", "dpo"),
+    "rollout": ("gate",),
     "data_report": ("ingest", "quality", "dedup_clusters", "dedup", "pii", "compliance", "decontaminate", "mix", "pack"),
+    "harvest": (),
+    "curate": ("harvest",),
+    "sample": ("curate",),
+    "label": ("sample",),
+    "preferences": ("harvest", "sample", "label"),
+    "flywheel_report": ("harvest", "curate", "sample", "label", "preferences"),
 }
 
 SHARDED_STAGES: frozenset[str] = frozenset({"quality", "dedup_signatures", "dedup_buckets", "dedup", "pii", "compliance", "decontaminate"})

@@ -31,7 +31,14 @@ _IMPLEMENTATIONS = {
     "eval_judge": "domainllm.stages.evaluate:EvalJudgeStage",
     "decoding_search": "domainllm.stages.decoding_search:DecodingSearchStage",
     "gate": "domainllm.stages.gate:GateStage",
+    "rollout": "domainllm.stages.rollout:RolloutStage",
     "data_report": "domainllm.stages.data_report:DataReportStage",
+    "harvest": "domainllm.stages.harvest:HarvestStage",
+    "curate": "domainllm.stages.curate:CurateStage",
+    "sample": "domainllm.stages.sample:SampleStage",
+    "label": "domainllm.stages.label:LabelStage",
+    "preferences": "domainllm.stages.preferences:PreferencesStage",
+    "flywheel_report": "domainllm.stages.flywheel_report:FlywheelReportStage",
 }
 assert set(_IMPLEMENTATIONS) == set(STAGE_NAMES)
 

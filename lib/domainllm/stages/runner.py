@@ -90,11 +90,14 @@ def run_stage(
     config = stage.config(spec)
     inputs = {f"stage:{dep}": m.fingerprint for dep, m in upstream.items()}
     inputs.update(stage.external_inputs(spec))
+    if hasattr(stage, "run_inputs"):  # inputs that depend on the run's parameters (the flywheel's window)
+        inputs.update(stage.run_inputs(spec, layout))
     fp = fingerprint(stage_name, stage.version, config, inputs)
 
     existing = layout.read_manifest(stage_name)
     if (
         not force
+        and not getattr(stage, "always_run", False)
         and existing is not None
         and existing.fingerprint == fp
         and outputs_intact(layout.fs, layout.stage_dir(stage_name), existing)

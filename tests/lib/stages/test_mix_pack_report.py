@@ -11,13 +11,13 @@ from transformers import AutoTokenizer
 
 from domainllm.artifacts import RunLayout
 from domainllm.spec import load_spec
-from domainllm.stages.names import STAGE_NAMES
+from domainllm.stages.names import DOMAIN_STAGES
 from domainllm.stages.runner import run_stage
 
 
 def test_mix_pack_and_report(tiny_spec: Path, home: Path) -> None:
     spec = load_spec(tiny_spec)
-    manifests = {name: run_stage(spec, name, "m").manifest for name in STAGE_NAMES}
+    manifests = {name: run_stage(spec, name, "m").manifest for name in DOMAIN_STAGES}
     layout = RunLayout(spec.artifact_root, "m")
 
     mix = manifests["mix"]

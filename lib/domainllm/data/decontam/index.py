@@ -78,11 +78,12 @@ def read_items(es: EvalSet) -> list[str]:
     return texts
 
 
-def build_index(cfg: DecontamConfig) -> EvalIndex:
+def build_index(cfg: DecontamConfig, extra: dict[str, list[str]] | None = None) -> EvalIndex:
+    """The n-gram index of `cfg.eval_sets`, plus `extra` sets given as their items' texts."""
     all_hashes, all_sets, short_lengths = [], [], set()
     counts: dict[str, int] = {}
-    for i, es in enumerate(cfg.eval_sets):
-        texts = read_items(es)
+    named = [(es.name, read_items(es)) for es in cfg.eval_sets] + list((extra or {}).items())
+    for i, (name, texts) in enumerate(named):
         _, _, words = ngram_hashes(texts, [cfg.ngram])
         usable = words >= cfg.min_item_words
         too_short = int((~usable).sum())
@@ -91,15 +92,15 @@ def build_index(cfg: DecontamConfig) -> EvalIndex:
         short_lengths.update(int(w) for w in words[usable & (words < cfg.ngram)])
         all_hashes.append(hashes)
         all_sets.append(np.full(len(hashes), i, dtype=np.int32))
-        counts[f"eval.{es.name}.items"] = len(texts)
-        counts[f"eval.{es.name}.too_short"] = too_short
+        counts[f"eval.{name}.items"] = len(texts)
+        counts[f"eval.{name}.too_short"] = too_short
         log.info("decontamination: eval set %s: %d items, %d n-grams (%d items too short to match)",
-                 es.name, len(texts), len(hashes), too_short)  # fmt: skip
+                 name, len(texts), len(hashes), too_short)  # fmt: skip
     if not all_hashes:
         return EvalIndex(np.empty(0, np.uint64), np.empty(0, np.int32), [], (cfg.ngram,), counts)
     hashes, sets = np.concatenate(all_hashes), np.concatenate(all_sets)
     order = np.lexsort((sets, hashes))
     hashes, sets = hashes[order], sets[order]
     first = np.r_[True, hashes[1:] != hashes[:-1]]
-    return EvalIndex(hashes[first], sets[first], [e.name for e in cfg.eval_sets],
+    return EvalIndex(hashes[first], sets[first], [n for n, _ in named],
                      tuple(sorted({cfg.ngram, *short_lengths})), counts)  # fmt: skip

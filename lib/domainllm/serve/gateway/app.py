@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from domainllm.serve.gateway.exchange import Exchange
+from domainllm.serve.gateway.exchange import SOURCE_HEADER, Exchange
 from domainllm.serve.gateway.metrics import GatewayMetrics
 from domainllm.serve.gateway.routes import RoutesError, RouteTable
 from domainllm.serve.gateway.store import LogStore
@@ -28,6 +28,7 @@ from domainllm.serve.gateway.store import LogStore
 log = logging.getLogger(__name__)
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+SOURCE = re.compile(r"[a-z0-9-]{1,32}")
 RATINGS = {"up": 1, "down": -1}
 TABLE, STORE, METRICS, SESSION = (web.AppKey(n, t) for n, t in
                                   (("table", RouteTable), ("store", LogStore), ("metrics", GatewayMetrics), ("session", aiohttp.ClientSession)))  # fmt: skip
@@ -57,7 +58,9 @@ async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamRe
     except RoutesError as exc:
         return _error(503, str(exc), request_id)
     stream = bool(req.get("stream"))
-    exchange = Exchange(request_id, received, endpoint, route.name, route.version, req, stream=stream)
+    source = request.headers.get(SOURCE_HEADER, "user")
+    exchange = Exchange(request_id, received, endpoint, route.name, route.version, req, stream=stream,
+                        source=source if SOURCE.fullmatch(source) else "user")  # fmt: skip
     headers = {"Content-Type": "application/json", "x-request-id": request_id}
     if "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]

@@ -9,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+SOURCE_HEADER = "x-domainllm-source"
+"""Marks the platform's own requests (`rollout-probe`, `flywheel-sample`) in the request log."""
+
 
 @dataclass
 class Exchange:
@@ -27,6 +30,9 @@ class Exchange:
     body: bytes = b""
     """The response as sent: JSON, or the server-sent events of a stream."""
     error: str | None = None
+    source: str = "user"
+    """Who asked: `user`, or the platform's own traffic named by the `x-domainllm-source`
+    header (rollout probes, flywheel sampling), which the flywheel never trains on."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,7 +98,7 @@ def record(ex: Exchange, scrub: Callable[[str], str] | None = None) -> dict[str,
     usage = response.get("usage") or {}
     return {
         "request_id": ex.request_id, "received_at": ex.received_at, "endpoint": ex.endpoint, "route": ex.route,
-        "version": ex.version, "model": req.get("model"), "status": ex.status, "error": ex.error,
+        "version": ex.version, "model": req.get("model"), "source": ex.source, "status": ex.status, "error": ex.error,
         "latency_ms": round(ex.latency_ms, 3), "first_byte_ms": None if ex.first_byte_ms is None else round(ex.first_byte_ms, 3),
         "stream": ex.stream, **prompt, "params": {k: req[k] for k in PARAMS if k in req},
         "answers": [clean(a) for a in _answers(response, ex.endpoint)],

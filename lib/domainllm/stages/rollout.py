@@ -1,0 +1,154 @@
+"""Stage `rollout`: the version the gate promoted goes to users through the gateway, as a
+canary whose share of traffic rises step by step (`serving.rollout`). Every step is judged
+on the gateway's metrics against the stable version and recorded in MLflow (one metric
+point per step, `rollout_steps.json`). All steps pass: the canary becomes the stable
+deployment and the registry alias `production` moves to it (the old one is
+`previous-production`). A step fails: traffic goes back to the stable version, the canary
+stops, `production` stays, and the stage fails with the reasons.
+
+Locally the deployments and the gateway are supervised processes that outlive the task
+(`domainllm serve status|stop`). The stage always runs (it is cheap when the version is
+already serving): what serves can change under it, e.g. a stopped server."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from typing import Any, ClassVar
+
+from domainllm.spec import Spec
+from domainllm.stages.base import StageContext, StageResult
+from domainllm.stages.runner import StageError
+
+log = logging.getLogger(__name__)
+
+
+class RolloutStage:
+    name: ClassVar[str] = "rollout"
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ("gate",)
+    always_run: ClassVar[bool] = True
+
+    def required(self, spec: Spec) -> tuple[str, ...]:
+        return self.requires
+
+    def config(self, spec: Spec) -> dict[str, Any]:
+        return {"serving": spec.serving.model_dump(mode="json")}
+
+    def external_inputs(self, spec: Spec) -> dict[str, str]:
+        return {}
+
+    def run(self, ctx: StageContext) -> StageResult:
+        import mlflow
+
+        from domainllm.serve.local import LocalDeployments
+        from domainllm.serve.local_gateway import LocalGateway
+        from domainllm.serve.rollout import RolloutFailed, Step, prober, roll_out
+
+        spec, cfg = ctx.spec, ctx.spec.serving
+        if not cfg.enabled:
+            log.info("rollout: serving.enabled is false; nothing is served")
+            return StageResult(info={"enabled": False})
+        version = str(ctx.upstream["gate"].info["version"])
+        model_path = served_copy(spec, version)
+        gateway = LocalGateway(spec.name).ensure(log_root(spec), port=cfg.gateway_port, scrub_pii=cfg.scrub_pii)
+        deployments = LocalDeployments(spec.name, cfg)
+        probe = None
+        if cfg.rollout.probe_requests:
+            probe = prober(gateway, spec.name, probe_prompts(cfg.rollout.probe_prompts), max_tokens=cfg.rollout.probe_max_tokens)
+        steps: list[Step] = []
+
+        def on_step(step: Step) -> None:
+            steps.append(step)
+            v = step.verdict
+            mlflow.log_metrics({"rollout.canary_percent": step.percent, "rollout.step_passed": float(v.passed),
+                                "rollout.canary.requests": v.canary.requests, "rollout.canary.error_rate": v.canary.error_rate,
+                                "rollout.stable.requests": v.stable.requests, "rollout.stable.error_rate": v.stable.error_rate,
+                                **({"rollout.canary.latency_s": v.canary.mean_latency_s} if v.canary.mean_latency_s else {}),
+                                **({"rollout.stable.latency_s": v.stable.mean_latency_s} if v.stable.mean_latency_s else {})},
+                               step=len(steps))  # fmt: skip
+
+        try:
+            outcome = roll_out(version, model_path, cfg=cfg.rollout, deployments=deployments, gateway=gateway, probe=probe,
+                               on_step=on_step)  # fmt: skip
+        except RolloutFailed as exc:
+            mlflow.log_dict(_steps_record(version, "rolled_back", exc.steps), "rollout_steps.json")
+            mlflow.set_tags({"domainllm.rollout": "rolled_back"})
+            raise StageError(f"rollout: {exc}") from None
+        previous = set_production(spec, version)
+        record = {**_steps_record(version, outcome.result, outcome.steps), "previous_production": previous,
+                  "gateway": f"{gateway.url}/v1", "deployment": asdict(deployments.get("stable"))}  # fmt: skip
+        mlflow.log_dict(record, "rollout_steps.json")
+        mlflow.set_tags({"domainllm.rollout": outcome.result})
+        with ctx.out.fs.open(ctx.out.file("rollout.json"), "w") as fh:
+            json.dump(record, fh, indent=2)
+        log.info("rollout: version %s serves all traffic at %s/v1 (model %r); %s", version, gateway.url, spec.name,
+                 {"first": "the first version served", "promoted": f"promoted over version {outcome.previous}",
+                  "already_serving": "it already did"}[outcome.result])  # fmt: skip
+        return StageResult(metrics={"rollout.steps": float(len(outcome.steps))},
+                           info={"enabled": True, "version": version, "result": outcome.result, "gateway_url": gateway.url,
+                                 "model_path": model_path, "previous": outcome.previous},
+                           reports=["rollout.json"])  # fmt: skip
+
+
+def _steps_record(version: str, result: str, steps: list) -> dict:
+    return {"version": version, "result": result,
+            "steps": [{"percent": s.percent, "passed": s.verdict.passed, "seconds": round(s.seconds, 2), "reasons": s.verdict.reasons,
+                       "canary": asdict(s.verdict.canary), "stable": asdict(s.verdict.stable)} for s in steps]}  # fmt: skip
+
+
+def log_root(spec: Spec) -> str:
+    """Where the gateway logs requests and feedback."""
+    from domainllm.artifacts.fs import join
+
+    return spec.serving.log_root or join(spec.artifact_root, "serving-logs")
+
+
+def probe_prompts(path: str) -> list[str]:
+    from domainllm.evals.suites import load_judge_items
+
+    try:
+        return [item.question for item in load_judge_items(path)]
+    except (OSError, ValueError) as exc:
+        raise StageError(f"serving.rollout.probe_prompts: {exc}") from None
+
+
+def served_copy(spec: Spec, version: str) -> str:
+    """A local folder of registered `version` for vLLM: the registry's copy itself when it is
+    local, else one downloaded once under `$DOMAINLLM_HOME/serve/<name>/models/<version>`
+    (it must outlive this task: the server keeps running)."""
+    import mlflow
+
+    from domainllm.artifacts.fs import is_local, url_to_fs
+    from domainllm.env import home
+    from domainllm.evals.registry import COMPLETE
+    from domainllm.tracking import experiment_id
+
+    experiment_id(spec)  # sets the tracking URI
+    source = mlflow.MlflowClient().get_model_version(spec.name, version).source
+    fs, path = url_to_fs(source)
+    if is_local(fs):
+        return path
+    dest = home() / "serve" / spec.name / "models" / version
+    if not (dest / COMPLETE).exists():
+        tmp = dest.with_name(f"{version}.tmp")
+        fs.get(path.rstrip("/") + "/", str(tmp), recursive=True)
+        tmp.rename(dest)
+        (dest / COMPLETE).touch()
+    return str(dest)
+
+
+def set_production(spec: Spec, version: str) -> str | None:
+    """Moves `production` to `version` (the one it leaves becomes `previous-production`);
+    returns that previous version."""
+    import mlflow
+
+    from domainllm.evals.registry import PREVIOUS_PRODUCTION, PRODUCTION, by_alias
+
+    current = by_alias(spec, PRODUCTION)
+    client = mlflow.MlflowClient()
+    if current is not None and current.version != version:
+        client.set_registered_model_alias(spec.name, PREVIOUS_PRODUCTION, current.version)
+    client.set_registered_model_alias(spec.name, PRODUCTION, version)
+    return current.version if current is not None and current.version != version else None
