@@ -5,12 +5,13 @@ Each candidate answer of a prompt gets a score from 0 to 1, from the best source
    preferred answer they wrote (1; the served one then 0);
 2. **judge**: the mean rubric grade of a judge model behind an OpenAI-compatible endpoint,
    scaled from 1-5 to 0-1 (unreadable replies leave the candidate to the rules);
-3. **rules**: the share of checks passed: not empty, not cut off at the token limit, no
-   repetition loop, and its fenced code compiles (Python with `compile`, Perl with `perl -c`
+3. **rules**: 0 for an empty answer, else the share of checks passed: not cut off at the
+   token limit, no repetition loop, and its fenced code compiles (Python with `compile`, Perl with `perl -c`
    in the sandbox: `perl -c` runs BEGIN blocks).
 
 Per prompt, the best and the worst candidate form a pair when their scores differ by at least
-`flywheel.label.min_margin`; the pair's label source is the weaker of its two ends' sources
+`flywheel.label.min_margin` (empty answers are never paired: there is nothing to learn
+from them that DPO could use); the pair's label source is the weaker of its two ends' sources
 (feedback > judge > rules)."""
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ def code_compiles(text: str) -> bool | None:
 
 def rule_score(candidate: dict[str, Any]) -> float:
     text = candidate["text"] or ""
-    checks = [bool(text.strip()), candidate.get("finish_reason") != "length", not repetitive(text)]
-    compiled = code_compiles(text) if text.strip() else None
+    if not text.strip():
+        return 0.0
+    checks = [candidate.get("finish_reason") != "length", not repetitive(text)]
+    compiled = code_compiles(text)
     if compiled is not None:
         checks.append(compiled)
     return sum(checks) / len(checks)
