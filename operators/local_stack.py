@@ -1,7 +1,8 @@
 """The embedded Airflow stack on one machine: SQLite, LocalExecutor, SimpleAuthManager.
 
 `python -m domainllm_operators.local_stack up`    start api-server + scheduler + dag-processor
-`python -m domainllm_operators.local_stack demo`  start, trigger domain_llm, follow it, stop
+`python -m domainllm_operators.local_stack demo`  start, trigger domain_llm, follow it (then, with
+    --synopses, one flywheel cycle: demo traffic -> data_flywheel -> the training round it triggers), stop
 `python -m domainllm_operators.local_stack dags-test --spec S`  `airflow dags test` in-process, same settings
 
 Everything lives under $DOMAINLLM_HOME/airflow (database, logs, generated secrets).
@@ -173,6 +174,18 @@ class LocalStack:
         run = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
         return run["dag_run_id"]
 
+    def triggered_run(self, dag_id: str, after: str, timeout: float = 300) -> str:
+        """The first run of `dag_id` an asset event started after the ISO time `after`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            runs = self.get(f"/api/v2/dags/{dag_id}/dagRuns?run_type=asset_triggered")["dag_runs"]
+            for run in runs:
+                if run["run_after"] >= after:
+                    return run["dag_run_id"]
+            time.sleep(2)
+        raise TimeoutError(f"no asset-triggered run of {dag_id} started within {timeout:.0f}s")
+
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         """task id -> state; mapped tasks (one per shard) as `task_id[map_index]`."""
         tis = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
@@ -199,17 +212,25 @@ class LocalStack:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from domainllm_operators.demo_cycle import flywheel_cycle
+
     stack = LocalStack(args.port)
     print(f"starting Airflow (SQLite, LocalExecutor) in {stack.airflow_home} ...", flush=True)
+    spec_path = str(Path(args.spec).resolve())
+    cycle = None
     try:
         stack.start()
-        conf = {"spec": str(Path(args.spec).resolve()), "run_id": args.run_id, "force": args.force}
+        conf = {"spec": spec_path, "run_id": args.run_id, "force": args.force}
         dag_run = stack.trigger("domain_llm", conf)
         print(f"triggered domain_llm, Airflow run {dag_run}; following it:", flush=True)
         state = stack.follow("domain_llm", dag_run)
+        if state == "success" and args.synopses:
+            cycle = flywheel_cycle(stack, spec_path, Path(args.synopses))
     finally:
         stack.stop()
     h = home()
+    if cycle is not None:
+        print(cycle.summary())
     print(
         f"\ndomain_llm finished: {state}\n"
         f"  artifacts:   {h / 'artifacts' / args.run_id}\n"
@@ -218,7 +239,7 @@ def _demo(args: argparse.Namespace) -> int:
         f"{stack.airflow_home / 'passwords.json'})\n"
         f"  task logs:   {stack.airflow_home / 'logs'}"
     )
-    return 0 if state == "success" else 1
+    return 0 if state == "success" and (cycle is None or cycle.ok) else 1
 
 
 def _dags_test(args: argparse.Namespace) -> int:
@@ -254,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--run-id", default="demo")
     demo.add_argument("--force", action="store_true")
     demo.add_argument("--port", type=int, default=None)
+    demo.add_argument("--synopses", help="then one flywheel cycle: demo users ask about these modules (perl-synopses.jsonl)")
     demo.set_defaults(func=_demo)
     dags_test = sub.add_parser("dags-test", help="run domain_llm with `airflow dags test` (no scheduler)")
     dags_test.add_argument("--spec", required=True)

@@ -89,6 +89,22 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory):
+    """One vLLM server (CPU build) of the tiny chat model, served as `tiny`, for every test
+    that only talks to a server: each start costs ~40 s on 2 cores, idle it costs ~2% of a
+    core. Started with the judge's structured-output settings and a 1024-token context."""
+    from domainllm.serve.vllm_server import PYTHON_ENV, VllmServer, vllm_python
+    from tests.lib.evals.vllm_helpers import JUDGE_SERVER_ARGS, tiny_chat_model
+
+    if vllm_python() is None:
+        pytest.skip(f"no vLLM environment: run `make serve-env` and set {PYTHON_ENV}")
+    model = tiny_chat_model(tmp_path_factory.mktemp("vllm") / "m")
+    with VllmServer(model, served_name="tiny", extra_args=[*JUDGE_SERVER_ARGS, "--max-model-len", "1024"],
+                    log_path=str(tmp_path_factory.mktemp("vllm-log") / "vllm.log")) as server:  # fmt: skip
+        yield server
+
+
 @pytest.fixture
 def tiny_spec(home: Path, corpora: Path, tmp_path: Path) -> Path:
     return write_spec(tmp_path / "spec.yaml", tiny_spec_doc(corpora))

@@ -5,8 +5,9 @@ Each candidate answer of a prompt gets a score from 0 to 1, from the best source
    preferred answer they wrote (1; the served one then 0);
 2. **judge**: the mean rubric grade of a judge model behind an OpenAI-compatible endpoint,
    scaled from 1-5 to 0-1 (unreadable replies leave the candidate to the rules);
-3. **rules**: 0 for an empty answer, else the share of checks passed: not cut off at the
-   token limit, no repetition loop, and its fenced code compiles (Python with `compile`, Perl with `perl -c`
+3. **rules**: 0 for an empty answer, else the share of checks passed: no repetition loop,
+   not cut off at the token limit (when every candidate says why it ended), and its fenced
+   code compiles (Python with `compile`, Perl with `perl -c`
    in the sandbox: `perl -c` runs BEGIN blocks).
 
 Per prompt, the best and the worst candidate form a pair when their scores differ by at least
@@ -59,11 +60,15 @@ def code_compiles(text: str) -> bool | None:
     return all(results) if results else None
 
 
-def rule_score(candidate: dict[str, Any]) -> float:
+def rule_score(candidate: dict[str, Any], *, finish_known: bool = True) -> float:
+    """`finish_known`: whether every candidate of the prompt says why it ended (the served
+    answer does, sampled ones do not): a check only some candidates can fail is not fair."""
     text = candidate["text"] or ""
     if not text.strip():
         return 0.0
-    checks = [candidate.get("finish_reason") != "length", not repetitive(text)]
+    checks = [not repetitive(text)]
+    if finish_known:
+        checks.append(candidate.get("finish_reason") != "length")
     compiled = code_compiles(text)
     if compiled is not None:
         checks.append(compiled)
@@ -150,9 +155,10 @@ def label(rows: list[dict[str, Any]], cfg: LabelConfig, judge=None) -> tuple[lis
     if judge is not None:
         counts["judge_unreadable"] = judge_scores(rows, judge)
     for row in rows:
+        finish_known = all(c.get("finish_reason") is not None for c in row["candidates"] if c["origin"] != "feedback")
         for c in row["candidates"]:
             if "score" not in c:
-                c["score"], c["label"] = rule_score(c), "rules"
+                c["score"], c["label"] = rule_score(c, finish_known=finish_known), "rules"
             counts[f"scored.{c['label']}"] += 1
     pairs, pair_counts = build_pairs(rows, cfg)
     counts.update(pair_counts)

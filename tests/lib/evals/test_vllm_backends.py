@@ -19,7 +19,7 @@ from domainllm.evals.judge import Judge
 from domainllm.evals.suites import judge_rows, load_judge_items
 from domainllm.serve.vllm_server import VllmServer, vllm_python
 from domainllm.spec.evals import Decoding
-from tests.lib.evals.vllm_helpers import JUDGE_SERVER_ARGS, needs_vllm, tiny_chat_model
+from tests.lib.evals.vllm_helpers import needs_vllm
 
 pytestmark = [pytest.mark.slow, needs_vllm]
 
@@ -27,14 +27,13 @@ PROMPTS = ["sub hello {", "my %h = (", [{"role": "user", "content": "print join"
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return tiny_chat_model(tmp_path_factory.mktemp("vllm") / "m")
+def server(vllm_server: VllmServer) -> VllmServer:
+    return vllm_server
 
 
 @pytest.fixture(scope="module")
-def server(model: str, tmp_path_factory: pytest.TempPathFactory):
-    with VllmServer(model, served_name="tiny", extra_args=JUDGE_SERVER_ARGS, log_path=str(tmp_path_factory.mktemp("log") / "vllm.log")) as srv:
-        yield srv
+def model(server: VllmServer) -> str:
+    return server.model_path
 
 
 def test_server_backend_matches_transformers(model: str, server: VllmServer) -> None:

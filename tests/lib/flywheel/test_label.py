@@ -31,6 +31,7 @@ def test_rules() -> None:
     assert rule_score(_c("Use sort { $a <=> $b } @x.")) == 1.0
     assert rule_score(_c("  ")) == 0.0
     assert rule_score(_c("Use sort", finish="length")) == pytest.approx(1 / 2)
+    assert rule_score(_c("Use sort", finish="length"), finish_known=False) == 1.0
     assert repetitive("the cat sat " * 30) and not repetitive("one two three four five six seven eight nine ten " * 2)
     assert code_compiles("```python\nprint(1)\n```") is True
     assert code_compiles("```python\nprint(1\n```") is False
@@ -42,8 +43,8 @@ def test_rules() -> None:
 
 def test_feedback_first_then_rules_and_the_margin() -> None:
     rows = [
-        _row("up", [_c("Use sort { $a <=> $b } @x.", "served", "served@2"), _c("", model="m@1"), _c("Use", model="m@1", finish="length")],
-             rating="up"),
+        _row("up", [_c("Use sort { $a <=> $b } @x.", "served", "served@2", "stop"), _c("", model="m@1", finish="stop"),
+                    _c("Use", model="m@1", finish="length")], rating="up"),
         _row("down", [_c("sort them", "served", "served@2"), _c("Use sort { $a <=> $b } @x.", model="m@1")], rating="down"),
         _row("pref", [_c("no idea", "served", "served@2"), _c("Use sort { $a <=> $b } @numbers.", "feedback", "user")],
              preferred="Use sort { $a <=> $b } @numbers."),

@@ -1,5 +1,6 @@
 """Rollouts on real vLLM (CPU build) behind the real gateway: the first version takes all
-traffic; a healthy canary goes 50% -> 100% and is promoted without a restart; a canary whose
+traffic (its deployment outlives the object that started it and is kept when asked to serve
+the same version again); a healthy canary goes 50% -> 100% and is promoted without a restart; a canary whose
 backend breaks is rolled back at its first step and the stable version keeps all traffic."""
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def test_first_promote_and_roll_back(home: Path, tmp_path: Path) -> None:
     try:
         assert roll_out("1", model, cfg=cfg, deployments=deployments, gateway=gw).result == "first"
         first = deployments.get("stable")
+        # the deployment outlives the object that started it: another process finds it from its record
+        again = LocalDeployments("tiny", ServingConfig(max_model_len=1024))
+        assert again.get("stable") == first and again.all() == {"stable": first}
+        assert again.start("stable", "1", model) == first  # the same version: kept, not restarted
+        assert again.supervisor_state("stable")["state"] == "running"
+        assert [m["id"] for m in httpx.get(f"{first.base_url}/models", timeout=10).json()["data"]] == ["tiny"]
         reply = httpx.post(f"{gw.url}/v1/completions", json={"model": "tiny", "prompt": "sub", "max_tokens": 2}, timeout=30)
         assert reply.status_code == 200 and reply.headers["x-model-version"] == "1"
 
@@ -63,3 +70,4 @@ def test_first_promote_and_roll_back(home: Path, tmp_path: Path) -> None:
         for name in deployments.all():
             deployments.stop(name)
         gateways.stop()
+    assert not healthy(stable.port) and deployments.get("stable") is None  # stopped with everything it started

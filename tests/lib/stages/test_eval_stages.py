@@ -14,7 +14,7 @@ from domainllm.artifacts import RunLayout
 from domainllm.spec import load_spec
 from domainllm.stages.runner import StageError, run_stage
 from tests.conftest import tiny_spec_doc, write_spec
-from tests.lib.evals.vllm_helpers import JUDGE_SERVER_ARGS, needs_vllm, tiny_chat_model
+from tests.lib.evals.vllm_helpers import needs_vllm
 from tests.lib.stages.test_cpt_stage import UPSTREAM
 
 pytestmark = pytest.mark.slow
@@ -115,23 +115,20 @@ def test_gate_promotes_a_better_model_and_rejects_a_degraded_one(home: Path, cor
 
 
 @needs_vllm
-def test_judge_stage_and_a_judge_gate_rule_through_a_vllm_judge(home: Path, corpora: Path, tmp_path: Path) -> None:
-    from domainllm.serve.vllm_server import VllmServer
-
-    with VllmServer(tiny_chat_model(tmp_path / "judge"), served_name="grader", extra_args=JUDGE_SERVER_ARGS) as server:
-        doc = tiny_spec_doc(corpora)
-        doc["evals"] = {"judge": {"endpoint": server.base_url, "rubric": ["accuracy", "safety"], "decoding": {"max_new_tokens": 12}},
-                        "gate": {"rules": [{"metric": "perplexity.domain.loss", "higher_is_better": False, "kind": "improve"},
-                                           {"metric": "judge.accuracy", "higher_is_better": True, "margin": 4}]}}  # fmt: skip
-        spec = load_spec(write_spec(tmp_path / "spec.yaml", doc))
-        for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", *EVALS):
-            run_stage(spec, stage, "j")
-        layout = RunLayout(spec.artifact_root, "j")
-        judged = layout.read_manifest("eval_judge")
-        assert judged.info["enabled"] and set(judged.info["roles"]) == {"candidate", "base"}
-        assert judged.counts["items.judge.accuracy"] == 12 and judged.counts["unscored"] == 0
-        assert 1 <= judged.metrics["candidate.judge.safety"] <= 5
-        rows = pq.read_table(Path(layout.stage_dir("eval_judge")) / "items.parquet").to_pylist()
-        assert len(rows) == 2 * 12 * 2 and all(json.loads(r["detail"])["answer"] is not None for r in rows)
-        gate = run_stage(spec, "gate", "j").manifest
+def test_judge_stage_and_a_judge_gate_rule_through_a_vllm_judge(home: Path, corpora: Path, tmp_path: Path, vllm_server) -> None:
+    doc = tiny_spec_doc(corpora)
+    doc["evals"] = {"judge": {"endpoint": vllm_server.base_url, "rubric": ["accuracy", "safety"], "decoding": {"max_new_tokens": 12}},
+                    "gate": {"rules": [{"metric": "perplexity.domain.loss", "higher_is_better": False, "kind": "improve"},
+                                       {"metric": "judge.accuracy", "higher_is_better": True, "margin": 4}]}}  # fmt: skip
+    spec = load_spec(write_spec(tmp_path / "spec.yaml", doc))
+    for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", *EVALS):
+        run_stage(spec, stage, "j")
+    layout = RunLayout(spec.artifact_root, "j")
+    judged = layout.read_manifest("eval_judge")
+    assert judged.info["enabled"] and set(judged.info["roles"]) == {"candidate", "base"}
+    assert judged.counts["items.judge.accuracy"] == 12 and judged.counts["unscored"] == 0
+    assert 1 <= judged.metrics["candidate.judge.safety"] <= 5
+    rows = pq.read_table(Path(layout.stage_dir("eval_judge")) / "items.parquet").to_pylist()
+    assert len(rows) == 2 * 12 * 2 and all(json.loads(r["detail"])["answer"] is not None for r in rows)
+    gate = run_stage(spec, "gate", "j").manifest
     assert gate.info["passed"] and "gate.judge.accuracy.champion.gain" in gate.metrics

@@ -18,17 +18,14 @@ import pytest
 
 from domainllm.serve.gateway.routes import Route, write_routes
 from domainllm.serve.vllm_server import VllmServer, free_port
-from tests.lib.evals.vllm_helpers import needs_vllm, tiny_chat_model
+from tests.lib.evals.vllm_helpers import needs_vllm
 
 pytestmark = [pytest.mark.slow, needs_vllm]
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
-    model = tiny_chat_model(tmp_path_factory.mktemp("gw") / "m")
-    with VllmServer(model, served_name="tiny", extra_args=["--max-model-len", "1024"],
-                    log_path=str(tmp_path_factory.mktemp("log") / "vllm.log")) as server:  # fmt: skip
-        yield server
+def backend(vllm_server: VllmServer) -> VllmServer:
+    return vllm_server
 
 
 def _records(root: Path, kind: str, n: int, timeout: float = 15) -> list[dict]:
