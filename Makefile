@@ -45,9 +45,10 @@ $(SERVE_STAMP): constraints-serve.txt
 	$(SERVE_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec triton $(QUIET_PIP)
 	@touch $@
 
-demo: install  ## run the domain_llm DAG end to end on the embedded default
+demo: install serve-env  ## run domain_llm end to end, serve the model, then one data-flywheel cycle
 	$(BIN)/domainllm demo corpora --out $(DOMAINLLM_HOME)/demo/corpora
-	$(BIN)/python -m domainllm_operators.local_stack demo --spec examples/demo/spec.yaml --run-id demo
+	$(BIN)/python -m domainllm_operators.local_stack demo --spec examples/demo/spec.yaml --run-id demo \
+		--synopses $(DOMAINLLM_HOME)/demo/corpora/perl-synopses.jsonl
 
 dags-test: install  ## run domain_llm in one process with `airflow dags test` (no scheduler)
 	$(BIN)/domainllm demo corpora --out $(DOMAINLLM_HOME)/demo/corpora

@@ -50,8 +50,15 @@ def test_traffic_becomes_pairs_that_retrain_and_roll_out_a_new_version(home: Pat
     stack = LocalStack()
     try:
         stack.start()
-        first = stack.trigger("domain_llm", {"spec": str(spec_path), "run_id": "r1"})
+        first = stack.trigger("domain_llm", {"spec": str(spec_path), "run_id": "r1"})  # as the UI does, over REST
         assert stack.follow("domain_llm", first, timeout=1200, echo=lambda _: None) == "success"
+        states = stack.task_states("domain_llm", first)
+        assert all(state == "success" for state in states.values()) and "rollout" in states and "quality_shard[1]" in states
+        xcom = stack.get(f"/api/v2/dags/domain_llm/dagRuns/{first}/taskInstances/ingest/xcomEntries/return_value")
+        summary = xcom["value"] if isinstance(xcom["value"], dict) else json.loads(xcom["value"])
+        assert summary["stage"] == "ingest" and summary["counts"]["quarantined"] == 3
+        launch = stack.get(f"/api/v2/dags/domain_llm/dagRuns/{first}/taskInstances/ingest/xcomEntries/launch")
+        assert "r1" in json.dumps(launch["value"])
         layout = RunLayout(spec.artifact_root, "r1")
         assert layout.read_manifest("rollout").info["result"] == "first"
         dpo_before = layout.read_manifest("dpo").fingerprint

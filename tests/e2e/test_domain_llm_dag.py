@@ -1,6 +1,6 @@
 """The domain_llm DAG end to end on the embedded default: real Airflow, real MLflow,
-real stage processes. One run through `airflow dags test`, one through the scheduler and
-API server the way the UI triggers it."""
+real stage processes, through `airflow dags test`. (A run through the scheduler and API
+server, the way the UI triggers it, is in test_data_flywheel_dag.py.)"""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import yaml
 from domainllm.artifacts import RunLayout
 from domainllm.evals.registry import champion
 from domainllm.spec import load_spec
-from domainllm.stages.names import DOMAIN_STAGES, SHARDED_STAGES
+from domainllm.stages.names import DOMAIN_STAGES
 from domainllm.tracking import TAG_KIND, TAG_STAGE, find_pipeline_run, tracking_uri
 from tests.conftest import tiny_spec_doc, write_spec
 
@@ -101,28 +101,3 @@ def test_a_failing_stage_fails_the_run_and_leaves_no_finished_output(
     mlflow.set_tracking_uri(tracking_uri(spec))
     parent = find_pipeline_run(spec, "e2e-fail")
     assert mlflow.get_run(parent).info.status == "FAILED"
-
-
-def test_scheduler_and_api_server_run_it_and_report_over_rest(home: Path, tiny_spec: Path) -> None:
-    from domainllm_operators.local_stack import LocalStack
-
-    stack = LocalStack()
-    try:
-        stack.start()
-        dag_run = stack.trigger("domain_llm", {"spec": str(tiny_spec), "run_id": "via-rest", "stages": ["ingest"]})
-        state = stack.follow("domain_llm", dag_run, timeout=600, echo=lambda _: None)
-        assert state == "success"
-        states = stack.task_states("domain_llm", dag_run)
-        shard_tasks = [f"{s}_shard[{i}]" for s in SHARDED_STAGES for i in range(2)]
-        skipped = [*(s for s in DOMAIN_STAGES if s != "ingest"), *shard_tasks]
-        assert states == {"run_start": "success", "plan_shards": "success", "ingest": "success",
-                          **dict.fromkeys(skipped, "skipped"), "run_finish": "success"}  # fmt: skip
-        xcom = stack.get(f"/api/v2/dags/domain_llm/dagRuns/{dag_run}/taskInstances/ingest/xcomEntries/return_value")
-        summary = xcom["value"] if isinstance(xcom["value"], dict) else json.loads(xcom["value"])
-        assert summary["stage"] == "ingest" and summary["counts"]["quarantined"] == 3
-        launch = stack.get(f"/api/v2/dags/domain_llm/dagRuns/{dag_run}/taskInstances/ingest/xcomEntries/launch")
-        assert "via-rest" in json.dumps(launch["value"])
-        runs = stack.get("/api/v2/dags/domain_llm/dagRuns")["dag_runs"]
-        assert any(r["dag_run_id"] == dag_run and r["state"] == "success" for r in runs)
-    finally:
-        stack.stop()

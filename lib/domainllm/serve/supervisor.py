@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from domainllm.lifecycle import PARENT_PID_ENV
+
 
 def write_state(path: Path, **state) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
@@ -120,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the server command after --")
+    # The server outlives whoever started it (a stage task): a domainllm command under it must
+    # not follow the launcher's orphan watch, or it ends itself as soon as it starts.
+    os.environ.pop(PARENT_PID_ENV, None)
     return supervise(command, args.state, max_restarts=args.max_restarts, window_s=args.window_s, grace_s=args.grace_s)
 
 

@@ -76,6 +76,9 @@ class RolloutStage:
             mlflow.log_dict(_steps_record(version, "rolled_back", exc.steps), "rollout_steps.json")
             mlflow.set_tags({"domainllm.rollout": "rolled_back"})
             raise StageError(f"rollout: {exc}") from None
+        gateways = LocalGateway(spec.name)
+        if gateways.get() is None:
+            raise StageError(f"rollout: the gateway stopped after the rollout; its log: {gateway.log_path}")
         previous = set_production(spec, version)
         record = {**_steps_record(version, outcome.result, outcome.steps), "previous_production": previous,
                   "gateway": f"{gateway.url}/v1", "deployment": asdict(deployments.get("stable"))}  # fmt: skip

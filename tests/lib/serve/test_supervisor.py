@@ -49,8 +49,12 @@ def test_restarts_a_dead_child_and_stops_cleanly(tmp_path: Path) -> None:
 
 
 def test_gives_up_on_a_child_that_keeps_dying(tmp_path: Path) -> None:
-    state = tmp_path / "state.json"
+    state, seen = tmp_path / "state.json", tmp_path / "seen"
+    # started from a stage task, whose launcher's pid the child must not watch (it would end itself)
+    child = f"import os; open({str(seen)!r}, 'w').write(os.environ.get('DOMAINLLM_PARENT_PID', 'none')); raise SystemExit(3)"
     proc = subprocess.run([sys.executable, "-m", "domainllm.serve.supervisor", "--state", str(state), "--max-restarts", "1", "--",
-                           sys.executable, "-c", "raise SystemExit(3)"], capture_output=True, text=True, timeout=30)  # fmt: skip
+                           sys.executable, "-c", child], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "DOMAINLLM_PARENT_PID": "1"})  # fmt: skip
     assert proc.returncode == 1 and "exited with code 3" in proc.stderr and "giving up" in proc.stderr
     assert _state(state)["state"] == "failed" and _state(state)["last_exit"] == 3
+    assert seen.read_text() == "none"
