@@ -3,9 +3,9 @@
 Trigger it from the Airflow UI (the form asks for the spec, the run id, the stages and
 whether to force), from the REST API, or with `airflow dags test domain_llm`. The data
 flywheel triggers it too, when it has gathered enough new preference pairs: that run takes
-the spec and run id from the flywheel's event and reruns, on the run that trained the
-serving model, what the new pairs change (dpo_data -> dpo -> evals -> gate -> rollout); the
-stages before are up to date and skipped.
+the spec, the run id and the stages from the flywheel's event: on the run that trained the
+serving model, it reruns what the new pairs change (dpo_data -> dpo -> evals -> gate ->
+rollout) and skips the rest.
 Every task launches one `domainllm` command through the launcher the spec configures
 (a local process here; a Kubernetes pod in production).
 """
@@ -19,7 +19,13 @@ from airflow.sdk import DAG, Param, TriggerRule
 
 from domainllm.artifacts import slug_run_id
 from domainllm.stages.names import DOMAIN_STAGES, SHARDED_STAGES, STAGE_REQUIRES
-from domainllm_operators import GateOperator, PipelineRunOperator, ShardPlanOperator, StageOperator
+from domainllm_operators import (
+    GateOperator,
+    PipelineRunOperator,
+    RolloutOperator,
+    ShardPlanOperator,
+    StageOperator,
+)
 from domainllm_operators.assets import PREFERENCES, trigger_extra
 
 DEFAULT_SPEC = os.environ.get(
@@ -58,7 +64,7 @@ with DAG(
 
     stage_args = {
         "force": "{{ params.force }}",
-        "selected_stages": "{{ params.stages }}",
+        "selected_stages": "{{ triggering_asset_events | trigger_extra('stages', params.stages) }}",
         "trigger_rule": TriggerRule.NONE_FAILED,
         **common,
     }
@@ -72,7 +78,8 @@ with DAG(
     tasks = {}
     for stage in DOMAIN_STAGES:
         upstream = [tasks[dep] for dep in STAGE_REQUIRES[stage]] or [shard_plan]
-        operator = GateOperator if stage == "gate" else StageOperator  # a rejected candidate stops the DAG for good
+        # a rejected candidate stops the DAG for good; a rolled-back canary fails for good
+        operator = {"gate": GateOperator, "rollout": RolloutOperator}.get(stage, StageOperator)
         task = operator(stage=stage, reuse_shards=stage in SHARDED_STAGES, **stage_args)
         if stage in SHARDED_STAGES:
             shards = StageOperator.partial(task_id=f"{stage}_shard", stage=stage, **stage_args).expand(

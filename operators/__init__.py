@@ -3,6 +3,8 @@ to a launcher. No torch, no data processing here."""
 
 from domainllm_operators.flywheel import TriggerTrainingOperator
 from domainllm_operators.gate import GateOperator
+from domainllm_operators.rollout import RolloutOperator
 from domainllm_operators.stage import PipelineRunOperator, ShardPlanOperator, StageOperator
 
-__all__ = ["GateOperator", "PipelineRunOperator", "ShardPlanOperator", "StageOperator", "TriggerTrainingOperator"]
+__all__ = ["GateOperator", "PipelineRunOperator", "RolloutOperator", "ShardPlanOperator", "StageOperator",
+           "TriggerTrainingOperator"]  # fmt: skip

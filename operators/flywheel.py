@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException
 
+from domainllm.stages.names import ROUND_STAGES
 from domainllm_operators.assets import PREFERENCES
 
 
@@ -41,6 +42,9 @@ class TriggerTrainingOperator(BaseOperator):
             raise AirflowSkipException(f"version {info['version']} was already handed to training")
         extra = {"spec": self.spec_path, "run_id": info.get("training_run_id") or f"round-{info['version']}",
                  "version": info["version"], "flywheel_run_id": self.run_id}  # fmt: skip
+        if info.get("training_run_id"):  # DPO -> evals -> gate -> rollout on the run that trained the serving version
+            extra["stages"] = list(ROUND_STAGES)
+        # (else nothing serves yet: a fresh run of every stage)
         context["outlet_events"][PREFERENCES].extra = extra
         dataset.mark_trained(info["version"], self.run_id)
         self.log.info("%d new pairs: training round triggered on run %s with preference dataset version %s",

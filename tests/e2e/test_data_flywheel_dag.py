@@ -1,6 +1,6 @@
 """The whole loop on the embedded default, with real Airflow (scheduler, API server), real
-MLflow, real vLLM (CPU build) behind the real gateway: domain_llm trains and rolls out the
-first version; demo users ask it questions and give feedback; data_flywheel harvests that
+MLflow, real vLLM (CPU build) behind the real gateway: the pipeline trains and rolls out the
+first version (its stages run in this process: the scheduler's way is below); demo users ask it questions and give feedback; data_flywheel harvests that
 traffic into preference pairs and its Asset event starts a training round, which retrains
 DPO on them, passes the gate and rolls the new version out as a canary that is promoted."""
 
@@ -19,6 +19,8 @@ from domainllm.serve.local import LocalDeployments
 from domainllm.serve.local_gateway import LocalGateway
 from domainllm.serve.vllm_server import free_port
 from domainllm.spec import load_spec
+from domainllm.stages.names import DOMAIN_STAGES
+from domainllm.stages.runner import run_stage
 from domainllm.tracking import tracking_uri
 from tests.conftest import tiny_spec_doc, write_spec
 from tests.lib.evals.vllm_helpers import needs_vllm
@@ -47,24 +49,23 @@ def test_traffic_becomes_pairs_that_retrain_and_roll_out_a_new_version(home: Pat
 
     spec_path = _spec(corpora, tmp_path)
     spec = load_spec(spec_path)
+    for stage in DOMAIN_STAGES:  # the first version, trained and rolled out (in this process: faster)
+        run_stage(spec, stage, "r1")
+    layout = RunLayout(spec.artifact_root, "r1")
     stack = LocalStack()
     try:
+        assert layout.read_manifest("rollout").info["result"] == "first" and by_alias(spec, PRODUCTION).version == "1"
         stack.start()
-        first = stack.trigger("domain_llm", {"spec": str(spec_path), "run_id": "r1"})  # as the UI does, over REST
-        assert stack.follow("domain_llm", first, timeout=1200, echo=lambda _: None) == "success"
-        states = stack.task_states("domain_llm", first)
-        assert all(state == "success" for state in states.values()) and "rollout" in states and "quality_shard[1]" in states
-        xcom = stack.get(f"/api/v2/dags/domain_llm/dagRuns/{first}/taskInstances/ingest/xcomEntries/return_value")
-        summary = xcom["value"] if isinstance(xcom["value"], dict) else json.loads(xcom["value"])
-        assert summary["stage"] == "ingest" and summary["counts"]["quarantined"] == 3
-        launch = stack.get(f"/api/v2/dags/domain_llm/dagRuns/{first}/taskInstances/ingest/xcomEntries/launch")
-        assert "r1" in json.dumps(launch["value"])
-        layout = RunLayout(spec.artifact_root, "r1")
-        assert layout.read_manifest("rollout").info["result"] == "first"
         dpo_before = layout.read_manifest("dpo").fingerprint
 
         cycle = flywheel_cycle(stack, str(spec_path), corpora / "perl-synopses.jsonl", questions=12, echo=lambda _: None, timeout=1200)
         assert cycle.flywheel_state == "success", stack.task_states("data_flywheel", cycle.flywheel_run)
+        # triggered over REST as the UI does; what each task returned is in XCom
+        xcom = stack.get(f"/api/v2/dags/data_flywheel/dagRuns/{cycle.flywheel_run}/taskInstances/harvest/xcomEntries/return_value")
+        summary = xcom["value"] if isinstance(xcom["value"], dict) else json.loads(xcom["value"])
+        assert summary["stage"] == "harvest" and summary["counts"]["harvested"] == cycle.requests
+        launch = stack.get(f"/api/v2/dags/data_flywheel/dagRuns/{cycle.flywheel_run}/taskInstances/harvest/xcomEntries/launch")
+        assert cycle.flywheel_run_id in json.dumps(launch["value"])
         assert cycle.training_run is not None and cycle.training_state == "success", stack.task_states("domain_llm", cycle.training_run)
 
         # the flywheel: every answered request harvested, the repeat dropped, PII scrubbed, pairs built
@@ -83,7 +84,9 @@ def test_traffic_becomes_pairs_that_retrain_and_roll_out_a_new_version(home: Pat
         report = Path(fw.stage_dir("flywheel_report"), "report.md").read_text()
         assert "a DPO -> evals -> gate -> rollout round is triggered on run r1" in report
 
-        # the round it triggered: DPO again on the same run, with the flywheel's pairs
+        # the round it triggered: DPO again on the same run, with the flywheel's pairs; the rest skipped
+        round_states = stack.task_states("domain_llm", cycle.training_run)
+        assert round_states["ingest"] == "skipped" and round_states["dpo"] == round_states["rollout"] == "success"
         dpo_data = layout.read_manifest("dpo_data")
         assert dpo_data.counts["flywheel_pairs"] == version["pairs_total"] and dpo_data.info["preferences_version"] == "v000001"
         assert layout.read_manifest("dpo").fingerprint != dpo_before

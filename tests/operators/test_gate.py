@@ -8,7 +8,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from domainllm.launch import USER_ERROR
-from domainllm_operators import GateOperator, StageOperator
+from domainllm_operators import GateOperator, RolloutOperator, StageOperator
 
 
 def test_user_errors_are_not_retried() -> None:
@@ -27,3 +27,12 @@ def test_a_rejected_candidate_stops_the_dag_and_keeps_the_champion() -> None:
         gate.failed(USER_ERROR)
     with pytest.raises(AirflowException, match="stage gate failed \\(exit code 1\\)"):
         gate.failed(1)
+
+
+def test_a_rolled_back_canary_fails_for_good_and_production_keeps_serving() -> None:
+    rollout = RolloutOperator(spec_path="s.yaml", run_id="r", retries=2)
+    assert rollout.task_id == "rollout" and rollout.stage == "rollout"
+    with pytest.raises(AirflowFailException, match="canary of run r was rolled back and the production version keeps serving"):
+        rollout.failed(USER_ERROR)
+    with pytest.raises(AirflowException, match="stage rollout failed \\(exit code 1\\)"):
+        rollout.failed(1)

@@ -24,15 +24,17 @@ class Traffic:
 def questions(synopses: Path, n: int, seed: int = 0) -> list[tuple[str, str]]:
     """(question, the module's one-line description) for `n` modules of the corpus."""
     modules = []
-    for line in synopses.read_text().splitlines():
+    for line in synopses.read_bytes().splitlines():  # the demo file has broken lines on purpose: skip them
         try:
-            record = json.loads(line)
-        except ValueError:
+            record = json.loads(line.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError is one
+            continue
+        if not isinstance(record, dict):
             continue
         module, text = record.get("module"), record.get("text") or ""
         head = text.split("\n", 1)[0]
         if module and " - " in head:
-            modules.append((module, head.split(" - ", 1)[1].strip()))
+            modules.append((module, head.split(" - ", 1)[1].strip().rstrip(".")))
     random.Random(seed).shuffle(modules)
     asks = ("What does the {m} module do?", "When would I use {m} in a Perl program?", "Explain the Perl module {m} briefly.")
     return [(asks[i % len(asks)].format(m=m), f"{m}: {d}.") for i, (m, d) in enumerate(modules[:n])]

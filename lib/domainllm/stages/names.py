@@ -40,6 +40,9 @@ STAGE_NAMES: tuple[str, ...] = tuple(STAGE_IMAGES)
 FLYWHEEL_STAGES: tuple[str, ...] = ("harvest", "curate", "sample", "label", "preferences", "flywheel_report")
 """The data_flywheel DAG's stages; every other stage is the domain_llm DAG's."""
 DOMAIN_STAGES: tuple[str, ...] = tuple(s for s in STAGE_NAMES if s not in FLYWHEEL_STAGES)
+ROUND_STAGES: tuple[str, ...] = ("dpo_data", "dpo", "eval_perplexity", "eval_code", "eval_choice", "eval_judge",
+                                 "decoding_search", "gate", "rollout")  # fmt: skip
+"""What a training round the flywheel starts reruns, on the run that trained the serving version."""
 
 # Stage name -> the stages whose output it reads: the DAG's edges (each stage's
 # `requires`; tests/lib/stages/test_registry.py keeps the two in step).

@@ -44,7 +44,7 @@ class SampleStage:
             rows, counts, used = sample(ctx.spec, rows)
         except SamplingError as exc:
             raise StageError(str(exc)) from None
-        if not used and rows:
+        if cfg.models and not used and rows:
             raise StageError("sample: none of flywheel.sampling.models is there to sample from "
                              f"({', '.join(r.label for r in cfg.models)}); promote a model first or name an endpoint")  # fmt: skip
         write_rows(ctx, rows)
