@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pendulum
 from airflow.sdk import DAG, Param, TriggerRule
 
 from domainllm.flywheel.window import run_window, window_run_id
@@ -32,8 +31,7 @@ WINDOW = "{{ params | run_window(data_interval_start, data_interval_end, dag_run
 with DAG(
     dag_id="data_flywheel",
     description="Serving logs -> curated prompts -> sampled answers -> labelled pairs -> preference dataset -> next DPO round",
-    schedule=SCHEDULE,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    schedule=SCHEDULE,  # no start_date: the first nightly run is the next one, not one for last night at unpause
     catchup=False,
     max_active_runs=1,
     tags=["domainllm", "flywheel"],
