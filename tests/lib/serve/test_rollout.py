@@ -16,7 +16,7 @@ import pytest
 from domainllm.serve.local import LocalDeployments
 from domainllm.serve.local_gateway import LocalGateway
 from domainllm.serve.rollout import RolloutFailed, prober, roll_out
-from domainllm.serve.vllm_server import free_port
+from domainllm.serve.vllm_server import free_port, healthy
 from domainllm.spec.serving import RolloutConfig, ServingConfig
 from tests.lib.evals.vllm_helpers import needs_vllm, tiny_chat_model
 
@@ -44,8 +44,8 @@ def test_first_promote_and_roll_back(home: Path, tmp_path: Path) -> None:
         assert reply.status_code == 200 and reply.headers["x-model-version"] == "1"
 
         steps = []
-        healthy = roll_out("2", model, cfg=cfg, deployments=deployments, gateway=gw, probe=probe, on_step=steps.append)
-        assert healthy.result == "promoted" and healthy.previous == "1" and [s.percent for s in healthy.steps] == [50, 100]
+        promoted = roll_out("2", model, cfg=cfg, deployments=deployments, gateway=gw, probe=probe, on_step=steps.append)
+        assert promoted.result == "promoted" and promoted.previous == "1" and [s.percent for s in promoted.steps] == [50, 100]
         assert all(s.verdict.passed and s.verdict.canary.requests >= 8 for s in steps)
         stable = deployments.get("stable")
         assert stable.version == "2" and stable.port != first.port and deployments.get("canary") is None

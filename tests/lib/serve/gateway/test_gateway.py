@@ -75,7 +75,7 @@ def test_requests_stream_and_plain_are_served_and_logged(gateway: tuple[str, Pat
     text = "".join(chunk.choices[0].delta.content or "" for chunk in streamed if chunk.choices)
     assert text == answer  # greedy: the same answer either way
     completion = httpx.post(f"{url}/v1/completions", json={"model": "tiny", "prompt": "sub hello {", "max_tokens": 6},
-                            headers={"x-request-id": "client-chosen-1"}, timeout=30)  # fmt: skip
+                            headers={"x-request-id": "client-chosen-1", "x-domainllm-source": "rollout-probe"}, timeout=30)  # fmt: skip
     assert completion.status_code == 200 and completion.headers["x-request-id"] == "client-chosen-1"
 
     rows = {r["request_id"]: r for r in _records(logs, "requests", 3)}
@@ -84,6 +84,7 @@ def test_requests_stream_and_plain_are_served_and_logged(gateway: tuple[str, Pat
     stream_row = next(r for r in rows.values() if r["stream"])
     assert stream_row["answers"] == [text] and stream_row["first_byte_ms"] > 0 and stream_row["finish_reasons"]
     assert rows["client-chosen-1"]["prompt"] == "sub hello {" and rows["client-chosen-1"]["completion_tokens"] == 6
+    assert rows["client-chosen-1"]["source"] == "rollout-probe" and rows[rid]["source"] == "user"  # the platform's own traffic
 
     ok = httpx.post(f"{url}/v1/feedback", json={"request_id": rid, "rating": "down", "preferred": "Use join(', ', @list)."}, timeout=5)
     assert ok.status_code == 202
