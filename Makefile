@@ -74,5 +74,6 @@ mlflow-ui: install  ## browse the MLflow runs on http://127.0.0.1:5000
 	$(BIN)/mlflow server --backend-store-uri sqlite:///$(DOMAINLLM_HOME)/mlflow/mlflow.db \
 	  --default-artifact-root file://$(DOMAINLLM_HOME)/mlflow/artifacts --host 127.0.0.1 --port 5000 --workers 1
 
-clean:  ## remove the working folder (databases, artifacts); keeps .venv
+clean:  ## stop what the demo serves, remove the working folder (databases, artifacts); keeps .venv
+	-@test ! -d $(DOMAINLLM_HOME)/serve || $(BIN)/domainllm serve stop --spec examples/demo/spec.yaml
 	rm -rf $(DOMAINLLM_HOME)

@@ -19,6 +19,10 @@ PREVIOUS_PRODUCTION = "previous-production"
 TAG_FINGERPRINT = "domainllm.fingerprint"
 TAG_RUN_ID = "domainllm.run_id"
 COMPLETE = "_COMPLETE"
+ADAPTER_DIR = "adapter"
+"""A LoRA-trained model's adapter, beside the merged model."""
+BASE_DIR = "base"
+"""In the registry's copy of a LoRA-trained model: the base its adapter was trained on."""
 
 
 @dataclass(frozen=True)
@@ -33,27 +37,52 @@ class RegisteredModel:
 
 def store_model(spec: Spec, location: str, fingerprint: str) -> str:
     """Copies the model folder at `location` to the registry's store once (a copy in progress
-    is never taken for a finished one: `_COMPLETE` is written last) and returns the copy's URL."""
-    import shutil
+    is never taken for a finished one: `_COMPLETE` is written last) and returns the copy's URL.
+    A LoRA-trained model's copy also holds its adapter's base model, under `base/`."""
     import uuid
 
-    from domainllm.artifacts.fs import is_local, join, url_to_fs
+    from domainllm.artifacts.fs import join, url_to_fs
 
     dest = join(spec.artifact_root, "registry", spec.name, fingerprint[:16])
     fs, path = url_to_fs(dest)
     if fs.exists(join(path, COMPLETE)):
         return dest
-    src_fs, src = url_to_fs(location)
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    if is_local(fs) and is_local(src_fs):
-        shutil.copytree(src, tmp)
-    else:
-        src_fs.get(src.rstrip("/") + "/", tmp, recursive=True) if is_local(fs) else fs.copy(src.rstrip("/") + "/", tmp, recursive=True)
+    _copy(location, fs, tmp)
+    base = adapter_base(location)
+    if base is not None and url_to_fs(base)[0].exists(url_to_fs(base)[1]):  # LoRA-trained: keep the base to serve it + adapter
+        _copy(base, fs, join(tmp, BASE_DIR))
     if fs.exists(path):  # an interrupted earlier copy
         fs.rm(path, recursive=True)
     fs.mv(tmp, path, recursive=True)
     fs.touch(join(path, COMPLETE))
     return dest
+
+
+def _copy(location: str, fs, dest: str) -> None:
+    import shutil
+
+    from domainllm.artifacts.fs import is_local, url_to_fs
+
+    src_fs, src = url_to_fs(location)
+    if is_local(fs) and is_local(src_fs):
+        shutil.copytree(src, dest)
+    else:
+        src_fs.get(src.rstrip("/") + "/", dest, recursive=True) if is_local(fs) else fs.copy(src.rstrip("/") + "/", dest, recursive=True)
+
+
+def adapter_base(location: str) -> str | None:
+    """The base model a LoRA-trained model folder's `adapter/` was trained on, or None."""
+    import json
+
+    from domainllm.artifacts.fs import join, url_to_fs
+
+    fs, path = url_to_fs(location)
+    config = join(path, ADAPTER_DIR, "adapter_config.json")
+    if not fs.exists(config):
+        return None
+    with fs.open(config, "rb") as fh:
+        return json.loads(fh.read()).get("base_model_name_or_path")
 
 
 def champion(spec: Spec) -> RegisteredModel | None:

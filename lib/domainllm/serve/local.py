@@ -77,8 +77,9 @@ class LocalDeployments:
             return {}
 
     def start(self, name: str, version: str, model_path: str, *, adapters: dict[str, str] | None = None) -> Deployment:
-        """Serves `model_path` as deployment `name`; a healthy deployment of the same version
-        is kept as it is, another one is replaced."""
+        """Serves `model_path` (with LoRA `adapters`: name -> folder, the base model) as
+        deployment `name`; a healthy deployment of the same version is kept as it is, another
+        one is replaced."""
         current = self.get(name)
         same = current is not None and current.version == version and current.model_path == model_path
         if same and healthy(current.port):
@@ -86,7 +87,9 @@ class LocalDeployments:
             return current
         if current is not None:
             self.stop(name)
-        server = VllmServer(model_path, served_name=self.pipeline, extra_args=vllm_args(self.cfg, adapters=adapters),
+        # With adapters, clients ask for the adapter by the pipeline's name; the bare base is `<name>-base`.
+        base_name = f"{self.pipeline}-base" if adapters else self.pipeline
+        server = VllmServer(model_path, served_name=base_name, extra_args=vllm_args(self.cfg, adapters=adapters),
                             env=vllm_env(self.cfg), log_path=str(self.root / f"{name}.log"),
                             start_timeout_s=self.cfg.start_timeout_s)  # fmt: skip
         state = self.root / f"{name}-{int(time.time() * 1000)}.supervisor"  # its own for the server's life, whatever its name

@@ -56,18 +56,19 @@ def scrape(gateway: GatewayProcess) -> dict[str, RouteStats]:
 
 
 def roll_out(version: str, model_path: str, *, cfg: RolloutConfig, deployments: LocalDeployments, gateway: GatewayProcess,
-             probe: Callable[[int], None] | None = None, on_step: Callable[[Step], None] | None = None) -> Outcome:  # fmt: skip
+             probe: Callable[[int], None] | None = None, on_step: Callable[[Step], None] | None = None,
+             adapters: dict[str, str] | None = None) -> Outcome:  # fmt: skip
     routes = Path(gateway.routes_path)
     stable = deployments.get("stable")
     if stable is not None and stable.version == version:
         log.info("rollout: version %s already serves all traffic", version)
         return Outcome("already_serving", version)
     if stable is None:
-        first = deployments.start("stable", version, model_path)
+        first = deployments.start("stable", version, model_path, adapters=adapters)
         write_routes(routes, [Route("stable", first.base_url, version, 100)])
         log.info("rollout: first version %s takes all traffic at %s/v1", version, gateway.url)
         return Outcome("first", version)
-    canary = deployments.start("canary", version, model_path)
+    canary = deployments.start("canary", version, model_path, adapters=adapters)
     warm_up(canary.base_url, canary.served_name)
     steps: list[Step] = []
     for percent in cfg.steps:

@@ -52,6 +52,7 @@ class RolloutStage:
             return StageResult(info={"enabled": False})
         version = str(ctx.upstream["gate"].info["version"])
         model_path = served_copy(spec, version)
+        model_path, adapters = lora_parts(spec, version, model_path) if cfg.lora.enabled else (model_path, None)
         gateway = LocalGateway(spec.name).ensure(log_root(spec), port=cfg.gateway_port, scrub_pii=cfg.scrub_pii)
         deployments = LocalDeployments(spec.name, cfg)
         probe = None
@@ -71,7 +72,7 @@ class RolloutStage:
 
         try:
             outcome = roll_out(version, model_path, cfg=cfg.rollout, deployments=deployments, gateway=gateway, probe=probe,
-                               on_step=on_step)  # fmt: skip
+                               on_step=on_step, adapters=adapters)  # fmt: skip
         except RolloutFailed as exc:
             mlflow.log_dict(_steps_record(version, "rolled_back", exc.steps), "rollout_steps.json")
             mlflow.set_tags({"domainllm.rollout": "rolled_back"})
@@ -140,6 +141,20 @@ def served_copy(spec: Spec, version: str) -> str:
         tmp.rename(dest)
         (dest / COMPLETE).touch()
     return str(dest)
+
+
+def lora_parts(spec: Spec, version: str, model_path: str) -> tuple[str, dict[str, str]]:
+    """`serving.lora.enabled`: the base model and the adapter (served under the pipeline's
+    name) of registered `version`, which must have been trained with LoRA."""
+    from pathlib import Path
+
+    from domainllm.evals.registry import ADAPTER_DIR, BASE_DIR
+
+    adapter, base = Path(model_path, ADAPTER_DIR), Path(model_path, BASE_DIR)
+    if not (adapter / "adapter_config.json").exists() or not (base / "config.json").exists():
+        raise StageError(f"serving.lora.enabled: version {version} has no LoRA adapter with its base model in the registry "
+                         f"({model_path}); train with LoRA (training.dpo.lora) or serve the full model (serving.lora.enabled: false)")  # fmt: skip
+    return str(base), {spec.name: str(adapter)}
 
 
 def set_production(spec: Spec, version: str) -> str | None:

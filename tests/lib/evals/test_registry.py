@@ -4,6 +4,7 @@ files alone; a copy cut short is redone, never taken for a finished one."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from domainllm.evals.registry import COMPLETE, RegisteredModel, is_champion, store_model
@@ -38,3 +39,15 @@ def test_the_same_fingerprint_is_the_same_model() -> None:
     assert is_champion(current, "f" * 64, "/runs/x/dpo/model") and not is_champion(current, "e" * 64, "/store/abc")
     assert is_champion(RegisteredModel("1", "/runs/x/dpo/model"), "e" * 64, "/runs/x/dpo/model")  # registered before fingerprints
     assert not is_champion(None, "f" * 64, "/x")
+
+
+def test_a_lora_trained_model_keeps_its_adapter_s_base(home: Path, corpora: Path, tmp_path: Path) -> None:
+    spec = load_spec(write_spec(tmp_path / "spec.yaml", tiny_spec_doc(corpora)))
+    base = tmp_path / "run" / "sft" / "model"
+    base.mkdir(parents=True)
+    (base / "config.json").write_text("{}")
+    model = tmp_path / "run" / "dpo" / "model"
+    (model / "adapter").mkdir(parents=True)
+    (model / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
+    stored = Path(store_model(spec, str(model), "ef" * 32))
+    assert (stored / "base" / "config.json").exists() and (stored / "adapter" / "adapter_config.json").exists()
