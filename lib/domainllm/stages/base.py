@@ -58,3 +58,19 @@ class Stage(Protocol):
         ...
 
     def run(self, ctx: StageContext) -> StageResult: ...
+
+
+class StageDefaults:
+    """What most stages say for the optional parts of the protocol: they read `requires`
+    whatever the spec, have no settings of their own and no inputs outside the run."""
+
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def required(self, spec: Spec) -> tuple[str, ...]:
+        return self.requires
+
+    def config(self, spec: Spec) -> dict[str, Any]:
+        return {}
+
+    def external_inputs(self, spec: Spec) -> dict[str, str]:
+        return {}

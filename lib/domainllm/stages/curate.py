@@ -8,7 +8,7 @@ import logging
 from typing import Any, ClassVar
 
 from domainllm.spec import Spec
-from domainllm.stages.base import StageContext, StageResult
+from domainllm.stages.base import StageContext, StageDefaults, StageResult
 from domainllm.stages.flywheel_io import QUARANTINE, read_rows, write_rows
 
 log = logging.getLogger(__name__)
@@ -21,13 +21,10 @@ def dataset_version(spec: Spec) -> str:
     return latest["version"] if latest else "none"
 
 
-class CurateStage:
+class CurateStage(StageDefaults):
     name: ClassVar[str] = "curate"
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("harvest",)
-
-    def required(self, spec: Spec) -> tuple[str, ...]:
-        return self.requires
 
     def config(self, spec: Spec) -> dict[str, Any]:
         return {"curate": spec.flywheel.curate.model_dump(mode="json"), "pii": spec.data.pii.model_dump(mode="json"),

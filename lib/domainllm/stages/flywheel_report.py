@@ -5,10 +5,9 @@ the dataset version and whether a training round was triggered."""
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from domainllm.spec import Spec
-from domainllm.stages.base import StageContext, StageResult
+from domainllm.stages.base import StageContext, StageDefaults, StageResult
 from domainllm.stages.flywheel_io import read_rows
 from domainllm.stages.label import PAIRS
 
@@ -17,19 +16,10 @@ log = logging.getLogger(__name__)
 STEPS = ("harvest", "curate", "sample", "label", "preferences")
 
 
-class FlywheelReportStage:
+class FlywheelReportStage(StageDefaults):
     name: ClassVar[str] = "flywheel_report"
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = STEPS
-
-    def required(self, spec: Spec) -> tuple[str, ...]:
-        return self.requires
-
-    def config(self, spec: Spec) -> dict[str, Any]:
-        return {}
-
-    def external_inputs(self, spec: Spec) -> dict[str, str]:
-        return {}
 
     def run(self, ctx: StageContext) -> StageResult:
         from domainllm.flywheel.report import funnel, markdown, plot

@@ -9,7 +9,7 @@ import logging
 from typing import Any, ClassVar
 
 from domainllm.spec import Spec
-from domainllm.stages.base import StageContext, StageResult
+from domainllm.stages.base import StageContext, StageDefaults, StageResult
 from domainllm.stages.flywheel_io import QUARANTINE, write_rows
 from domainllm.stages.runner import StageError
 
@@ -29,21 +29,15 @@ def window_of(layout):
         raise StageError(f"run {layout.run_id}: {exc}") from None
 
 
-class HarvestStage:
+class HarvestStage(StageDefaults):
     name: ClassVar[str] = "harvest"
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ()
-
-    def required(self, spec: Spec) -> tuple[str, ...]:
-        return self.requires
 
     def config(self, spec: Spec) -> dict[str, Any]:
         from domainllm.stages.rollout import log_root
 
         return {"log_root": log_root(spec)}
-
-    def external_inputs(self, spec: Spec) -> dict[str, str]:
-        return {}
 
     def run_inputs(self, spec: Spec, layout) -> dict[str, str]:
         """The window, and the log files it covers as they are now (a rerun after more

@@ -8,7 +8,7 @@ import logging
 from typing import Any, ClassVar
 
 from domainllm.spec import Spec
-from domainllm.stages.base import StageContext, StageResult
+from domainllm.stages.base import StageContext, StageDefaults, StageResult
 from domainllm.stages.flywheel_io import read_rows, write_rows
 from domainllm.stages.runner import StageError
 
@@ -26,21 +26,15 @@ def judge_config(spec: Spec):
     return judge if judge.enabled else None
 
 
-class LabelStage:
+class LabelStage(StageDefaults):
     name: ClassVar[str] = "label"
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("sample",)
-
-    def required(self, spec: Spec) -> tuple[str, ...]:
-        return self.requires
 
     def config(self, spec: Spec) -> dict[str, Any]:
         judge = judge_config(spec)
         return {"label": spec.flywheel.label.model_dump(mode="json", exclude={"judge"}),
                 "judge": judge.model_dump(mode="json") if judge else None}  # fmt: skip
-
-    def external_inputs(self, spec: Spec) -> dict[str, str]:
-        return {}
 
     def run(self, ctx: StageContext) -> StageResult:
         from domainllm.evals.endpoint import EndpointError

@@ -10,28 +10,22 @@ import logging
 from typing import Any, ClassVar
 
 from domainllm.spec import Spec
-from domainllm.stages.base import StageContext, StageResult
+from domainllm.stages.base import StageContext, StageDefaults, StageResult
 from domainllm.stages.flywheel_io import read_rows
 from domainllm.stages.label import PAIRS
 
 log = logging.getLogger(__name__)
 
 
-class PreferencesStage:
+class PreferencesStage(StageDefaults):
     name: ClassVar[str] = "preferences"
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("harvest", "sample", "label")
-
-    def required(self, spec: Spec) -> tuple[str, ...]:
-        return self.requires
 
     def config(self, spec: Spec) -> dict[str, Any]:
         from domainllm.flywheel.dataset import dataset_root
 
         return {"dataset": dataset_root(spec), "min_new_pairs": spec.flywheel.min_new_pairs}
-
-    def external_inputs(self, spec: Spec) -> dict[str, str]:
-        return {}
 
     def run(self, ctx: StageContext) -> StageResult:
         from domainllm.evals.registry import PRODUCTION, by_alias

@@ -18,26 +18,20 @@ from dataclasses import asdict
 from typing import Any, ClassVar
 
 from domainllm.spec import Spec
-from domainllm.stages.base import StageContext, StageResult
+from domainllm.stages.base import StageContext, StageDefaults, StageResult
 from domainllm.stages.runner import StageError
 
 log = logging.getLogger(__name__)
 
 
-class RolloutStage:
+class RolloutStage(StageDefaults):
     name: ClassVar[str] = "rollout"
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("gate",)
     always_run: ClassVar[bool] = True
 
-    def required(self, spec: Spec) -> tuple[str, ...]:
-        return self.requires
-
     def config(self, spec: Spec) -> dict[str, Any]:
         return {"serving": spec.serving.model_dump(mode="json")}
-
-    def external_inputs(self, spec: Spec) -> dict[str, str]:
-        return {}
 
     def run(self, ctx: StageContext) -> StageResult:
         import mlflow

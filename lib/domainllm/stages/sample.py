@@ -7,20 +7,17 @@ import logging
 from typing import Any, ClassVar
 
 from domainllm.spec import Spec
-from domainllm.stages.base import StageContext, StageResult
+from domainllm.stages.base import StageContext, StageDefaults, StageResult
 from domainllm.stages.flywheel_io import read_rows, write_rows
 from domainllm.stages.runner import StageError
 
 log = logging.getLogger(__name__)
 
 
-class SampleStage:
+class SampleStage(StageDefaults):
     name: ClassVar[str] = "sample"
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("curate",)
-
-    def required(self, spec: Spec) -> tuple[str, ...]:
-        return self.requires
 
     def config(self, spec: Spec) -> dict[str, Any]:
         return {"sampling": spec.flywheel.sampling.model_dump(mode="json"), "backend": spec.evals.backend}
