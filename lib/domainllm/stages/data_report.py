@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from domainllm.artifacts.fs import join
 from domainllm.data.html_report import StageView, render
-from domainllm.spec import Spec
-from domainllm.stages.base import StageContext, StageResult
+from domainllm.stages.base import StageContext, StageDefaults, StageResult
 
 REPORT = "data_report.html"
 
 
-class DataReportStage:
+class DataReportStage(StageDefaults):
     name: ClassVar[str] = "data_report"
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("ingest", "quality", "dedup_clusters", "dedup", "pii", "compliance",
                                            "decontaminate", "mix", "pack")  # fmt: skip
-
-    def required(self, spec: Spec) -> tuple[str, ...]:
-        return self.requires
-
-    def config(self, spec: Spec) -> dict[str, Any]:
-        return {}
-
-    def external_inputs(self, spec: Spec) -> dict[str, str]:
-        return {}
 
     def run(self, ctx: StageContext) -> StageResult:
         views = {n: StageView(n, m, ctx.upstream_dir(n)) for n, m in ctx.upstream.items()}
