@@ -34,7 +34,7 @@ DEFAULT_SPEC = os.environ.get(
 
 with DAG(
     dag_id="domain_llm",
-    description="Data -> base model -> ... -> domain model (stages added as they land)",
+    description="Data -> base model -> CPT -> SFT -> DPO -> evals -> gate -> rollout",
     schedule=[PREFERENCES],  # and by hand
     catchup=False,
     max_active_runs=1,
