@@ -25,7 +25,7 @@ DEFAULT_SPEC = os.environ.get(
 )
 SCHEDULE = os.environ.get("DOMAINLLM_FLYWHEEL_SCHEDULE", "0 2 * * *")  # 02:00 UTC, over the day before
 
-# The window: the form's dates when given, else the run's data interval (the day before).
+# The window: the form's dates when given, else the 24 hours before the run (see run_window).
 WINDOW = "{{ params | run_window(data_interval_start, data_interval_end, dag_run.run_after) }}"
 
 with DAG(
@@ -42,8 +42,8 @@ with DAG(
         "spec": Param(DEFAULT_SPEC, type="string", title="Pipeline spec",
                       description="Path (on the workers) of the pipeline YAML."),
         "start": Param("", type="string", title="Window start (UTC)",
-                       description="e.g. 2026-11-20 or 2026-11-20T06:00. Empty: the run's data interval."),
-        "end": Param("", type="string", title="Window end (UTC, exclusive)", description="Empty: the run's data interval."),
+                       description="e.g. 2026-11-20 or 2026-11-20T06:00. Empty: 24 hours before the run's end."),
+        "end": Param("", type="string", title="Window end (UTC, exclusive)", description="Empty: when the run was triggered."),
     },  # fmt: skip
 ) as dag:
     common = {
