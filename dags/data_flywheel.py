@@ -12,17 +12,14 @@ sample (candidate answers from several model versions) -> label (feedback, judge
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from airflow.sdk import DAG, Param, TriggerRule
 
 from domainllm.flywheel.window import run_window, window_run_id
 from domainllm.stages.names import FLYWHEEL_STAGES, STAGE_REQUIRES
 from domainllm_operators import PipelineRunOperator, StageOperator, TriggerTrainingOperator
+from domainllm_operators.dag_params import spec_param
 
-DEFAULT_SPEC = os.environ.get(
-    "DOMAINLLM_SPEC", str(Path(__file__).resolve().parent.parent / "examples" / "demo" / "spec.yaml")
-)
 SCHEDULE = os.environ.get("DOMAINLLM_FLYWHEEL_SCHEDULE", "0 2 * * *")  # 02:00 UTC, over the day before
 
 # The window: the form's dates when given, else the 24 hours before the run (see run_window).
@@ -39,8 +36,7 @@ with DAG(
     render_template_as_native_obj=True,
     user_defined_filters={"run_window": run_window, "window_run_id": window_run_id},
     params={
-        "spec": Param(DEFAULT_SPEC, type="string", title="Pipeline spec",
-                      description="Path (on the workers) of the pipeline YAML."),
+        "spec": spec_param(),
         "start": Param("", type="string", title="Window start (UTC)",
                        description="e.g. 2026-11-20 or 2026-11-20T06:00. Empty: 24 hours before the run's end."),
         "end": Param("", type="string", title="Window end (UTC, exclusive)", description="Empty: when the run was triggered."),

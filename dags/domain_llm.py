@@ -12,9 +12,6 @@ Every task launches one `domainllm` command through the launcher the spec config
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from airflow.sdk import DAG, Param, TriggerRule
 
 from domainllm.artifacts import slug_run_id
@@ -27,10 +24,7 @@ from domainllm_operators import (
     StageOperator,
 )
 from domainllm_operators.assets import PREFERENCES, trigger_extra
-
-DEFAULT_SPEC = os.environ.get(
-    "DOMAINLLM_SPEC", str(Path(__file__).resolve().parent.parent / "examples" / "demo" / "spec.yaml")
-)
+from domainllm_operators.dag_params import spec_param
 
 with DAG(
     dag_id="domain_llm",
@@ -43,8 +37,7 @@ with DAG(
     render_template_as_native_obj=True,
     user_defined_filters={"run_slug": slug_run_id, "trigger_extra": trigger_extra},
     params={
-        "spec": Param(DEFAULT_SPEC, type="string", title="Pipeline spec",
-                      description="Path (on the workers) of the pipeline YAML."),
+        "spec": spec_param(),
         "run_id": Param("", type="string", title="Run id",
                         description="Names the run's artifact folder. Empty: derived from the Airflow run id. "
                                     "Reuse an id to continue a run: finished stages are skipped."),

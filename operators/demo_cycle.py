@@ -57,8 +57,7 @@ def flywheel_cycle(stack: LocalStack, spec_path: str, synopses: Path, *, questio
     window = {"window_start": start.isoformat(), "window_end": end.isoformat()}
     cycle.flywheel_run_id = window_run_id(window)
     after = dt.datetime.now(dt.UTC).isoformat()
-    stack.wait_for_dag("domain_llm")  # a paused DAG does not take Asset events: unpause it first
-    stack._request("PATCH", "/api/v2/dags/domain_llm", {"is_paused": False})
+    stack.unpause("domain_llm")  # before the flywheel runs: a paused DAG takes no Asset events
     cycle.flywheel_run = stack.trigger("data_flywheel", {"spec": spec_path, "start": start.isoformat(), "end": end.isoformat()})
     echo(f"triggered data_flywheel, Airflow run {cycle.flywheel_run}; following it:")
     cycle.flywheel_state = stack.follow("data_flywheel", cycle.flywheel_run, timeout=timeout, echo=echo)

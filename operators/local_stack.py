@@ -168,9 +168,13 @@ class LocalStack:
             time.sleep(1)
         raise TimeoutError(f"DAG {dag_id} was not parsed within {timeout:.0f}s (dag-processor log)")
 
-    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+    def unpause(self, dag_id: str) -> None:
+        """A paused DAG runs nothing, and takes no Asset events."""
         self.wait_for_dag(dag_id)
         self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        self.unpause(dag_id)
         run = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
         return run["dag_run_id"]
 

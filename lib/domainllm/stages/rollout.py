@@ -47,7 +47,8 @@ class RolloutStage(StageDefaults):
         version = str(ctx.upstream["gate"].info["version"])
         model_path = served_copy(spec, version)
         model_path, adapters = lora_parts(spec, version, model_path) if cfg.lora.enabled else (model_path, None)
-        gateway = LocalGateway(spec.name).ensure(log_root(spec), port=cfg.gateway_port, scrub_pii=cfg.scrub_pii)
+        gateways = LocalGateway(spec.name)
+        gateway = gateways.ensure(log_root(spec), port=cfg.gateway_port, scrub_pii=cfg.scrub_pii)
         deployments = LocalDeployments(spec.name, cfg)
         probe = None
         if cfg.rollout.probe_requests:
@@ -71,7 +72,6 @@ class RolloutStage(StageDefaults):
             mlflow.log_dict(_steps_record(version, "rolled_back", exc.steps), "rollout_steps.json")
             mlflow.set_tags({"domainllm.rollout": "rolled_back"})
             raise StageError(f"rollout: {exc}") from None
-        gateways = LocalGateway(spec.name)
         if gateways.get() is None:
             raise StageError(f"rollout: the gateway stopped after the rollout; its log: {gateway.log_path}")
         previous = set_production(spec, version)
