@@ -108,9 +108,14 @@ def warm_up(base_url: str, model: str, *, requests: int = 16, concurrency: int =
     slow (kernels built for new shapes), and a cold canary must not be judged by them."""
     import httpx
 
-    def one(i: int) -> None:
+    def one(i: int) -> None:  # both endpoints, prompts of several lengths: each new shape is slow once
+        text = "Hello, how do I write this? " * (1 + i % 4)
+        if i % 2:
+            path, body = "chat/completions", {"messages": [{"role": "user", "content": text}]}
+        else:
+            path, body = "completions", {"prompt": text}
         with contextlib.suppress(httpx.HTTPError):
-            httpx.post(f"{base_url}/completions", json={"model": model, "prompt": "Hello", "max_tokens": 8 + i % 8}, timeout=120)
+            httpx.post(f"{base_url}/{path}", json={"model": model, "max_tokens": 8 + i % 8, **body}, timeout=120)
 
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, range(requests)))

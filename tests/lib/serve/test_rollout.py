@@ -43,7 +43,8 @@ def _lora_adapter(model: str, out: Path) -> str:
 def test_first_promote_and_roll_back(home: Path, tmp_path: Path) -> None:
     model = tiny_chat_model(tmp_path / "m")
     cfg = RolloutConfig(steps=(50, 100), min_requests=8, probe_requests=12, step_timeout_s=60,
-                         max_latency_ratio=20.0)  # two CPU vLLM servers share 2 cores here: latency is judged in test_canary.py
+                         max_latency_ratio=1000.0)  # two CPU vLLM servers share 2 cores here: a canary's first
+    # requests took 26x the stable's in CI; latency verdicts are tested in test_canary.py, this tests the moves
     serving = ServingConfig(max_model_len=1024, lora=LoraServing(enabled=True, max_lora_rank=8))
     deployments = LocalDeployments("tiny", serving)
     adapter = _lora_adapter(model, tmp_path / "adapter")  # version 2: the base plus a LoRA adapter
