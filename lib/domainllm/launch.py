@@ -18,6 +18,8 @@ candidate): retrying the same command cannot help."""
 
 PROGRAM = "domainllm"
 CONTROL_IMAGE = "worker"
+ATTEMPT_ENV = "DOMAINLLM_ATTEMPT_ID"
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,24 @@ class LaunchRequest:
     labels: dict[str, str] = field(default_factory=dict)
     grace_period_s: float = 30.0
 
+    @property
+    def attempt_id(self) -> str | None:
+        return self.env.get(ATTEMPT_ENV)
+
+    def thread_env(self) -> dict[str, str]:
+        """Math-library threads from the CPU request, split between the processes, as a CPU
+        limit would in a pod: two stages running side by side on a small machine must not
+        each spin up a thread per core (oversubscribed, both slow down many times over)."""
+        threads = str(max(1, self.resources.cpu_count() // self.resources.processes_per_node()))
+        return {var: threads for var in THREAD_VARS if var not in self.env}
+
 
 def _request(spec: Spec, name: str, run_id: str, image: str, command: list[str], attempt_id: str | None) -> LaunchRequest:
     runtime = spec.runtime
     resources = runtime.resources(name) if name in STAGE_IMAGES else Resources()
     env = dict(runtime.env)
     if attempt_id:
-        env["DOMAINLLM_ATTEMPT_ID"] = attempt_id
+        env[ATTEMPT_ENV] = attempt_id
     return LaunchRequest(
         name=name,
         run_id=run_id,

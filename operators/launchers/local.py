@@ -20,8 +20,6 @@ from domainllm.launch import PROGRAM, LaunchRequest
 from domainllm.lifecycle import PARENT_PID_ENV
 from domainllm_operators.launchers.base import LaunchResult
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
-
 
 def _free_port() -> int:
     import socket
@@ -53,11 +51,8 @@ class LocalLauncher:
 
     @staticmethod
     def thread_env(request: LaunchRequest) -> dict[str, str]:
-        """Math-library threads from the CPU request, split between the processes, as a CPU
-        limit would in a pod: two stages running side by side on a small machine must not
-        each spin up a thread per core (oversubscribed, both slow down many times over)."""
-        threads = str(max(1, request.resources.cpu_count() // request.resources.processes_per_node()))
-        return {var: threads for var in _THREAD_VARS if var not in os.environ and var not in request.env}
+        """The request's math-library threads, unless this process's environment sets them."""
+        return {var: n for var, n in request.thread_env().items() if var not in os.environ}
 
     def launch(self, request: LaunchRequest, log: logging.Logger) -> LaunchResult:
         argv = self.argv(request)

@@ -110,8 +110,27 @@ def parse_spec(document: dict[str, Any], *, base_dir: Path, origin: str = "<spec
 
 
 def load_spec(path: str | os.PathLike[str]) -> Spec:
-    """Read and validate a spec file. Relative paths inside are relative to its folder."""
+    """Read and validate a spec file. Relative paths inside are relative to its folder. A
+    spec may start with `extends: other.yaml` (relative to it): the other file is read first
+    and this one's sections are merged over it (mappings key by key, lists replaced), so a
+    cluster's spec can be the demo's plus a `runtime` section."""
     path = Path(path)
+    document = _read_document(path, ())
+    return parse_spec(document, base_dir=path.resolve().parent, origin=str(path))
+
+
+def spec_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The spec file and every file it extends, nearest first."""
+    files = [Path(path)]
+    while True:
+        document = _read_yaml(files[-1])
+        base = document.get("extends")
+        if not base:
+            return files
+        files.append(files[-1].parent / str(base))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SpecError(f"spec file not found: {path} (pass --spec PATH to a pipeline YAML file)")
     try:
@@ -120,7 +139,28 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
         raise SpecError(f"invalid spec {path}: not valid YAML: {exc}") from None
     if not isinstance(document, dict):
         raise SpecError(f"invalid spec {path}: the top level must be a mapping of sections")
-    return parse_spec(document, base_dir=path.resolve().parent, origin=str(path))
+    return document
+
+
+def _read_document(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    document = _read_yaml(path)
+    base = document.pop("extends", None)
+    if base is None:
+        return document
+    if not isinstance(base, str) or not base:
+        raise SpecError(f"invalid spec {path}: `extends` must be the path of another spec file")
+    base_path = (path.parent / base).resolve()
+    if base_path in seen or base_path == path.resolve():
+        chain = " -> ".join(str(p) for p in (*seen, path.resolve(), base_path))
+        raise SpecError(f"invalid spec {path}: `extends` loops ({chain})")
+    return _merge(_read_document(base_path, (*seen, path.resolve())), document)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def spec_digest(spec: Spec) -> str:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from domainllm.spec.base import Section
-from domainllm.stages.names import STAGE_IMAGES, STAGE_NAMES
-
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
+from domainllm.spec.kubernetes import KubernetesConfig, quantity
+from domainllm.stages.names import MULTI_NODE_STAGES, STAGE_IMAGES, STAGE_NAMES
 
 
 class Image(Section):
@@ -43,10 +41,7 @@ class Resources(Section):
     @field_validator("cpu", "memory")
     @classmethod
     def _is_quantity(cls, value: str) -> str:
-        if not _QUANTITY.match(value):
-            raise ValueError(f"{value!r} is not a Kubernetes quantity (examples: '2', '500m', '16Gi')")
-        return value
-
+        return quantity(value)
 
     def processes_per_node(self) -> int:
         return self.processes or max(1, self.gpus)
@@ -59,13 +54,21 @@ class Resources(Section):
 
 
 class NodePool(Section):
+    """Where a stage's pods go on Kubernetes: e.g. `gpu-h100` with the GPU nodes' labels and taints."""
+
     node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: tuple[dict[str, str], ...] = ()
+    tolerations: tuple[dict[str, Any], ...] = ()
+    """Kubernetes tolerations, e.g. `{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}`."""
+    affinity: dict[str, Any] = Field(default_factory=dict)
+    """A Kubernetes `affinity` (node affinity, pod anti-affinity), as written in a pod spec."""
+    gpu_resource: str = "nvidia.com/gpu"
+    """Extended resource the pool's GPUs are requested by (`amd.com/gpu` on AMD nodes)."""
 
 
 class RuntimeConfig(Section):
-    launcher: Literal["local"] = "local"
-    """Which launcher runs stage commands. `local`: a child process on the Airflow worker."""
+    launcher: Literal["local", "kubernetes"] = "local"
+    """Which launcher runs stage commands. `local`: a child process on the Airflow worker;
+    `kubernetes`: a pod per stage (a multi-node job for training with `nodes > 1`)."""
     grace_period_s: float = Field(default=30.0, ge=0)
     """On a task kill: seconds between SIGTERM and SIGKILL to the stage's process group."""
     images: dict[str, Image] = Field(default_factory=_default_images)
@@ -75,6 +78,8 @@ class RuntimeConfig(Section):
     node_pools: dict[str, NodePool] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment for every stage process (no secrets: reference them by name)."""
+    kubernetes: KubernetesConfig = KubernetesConfig()
+    """Pods, jobs, volumes and node pools on a cluster (`launcher: kubernetes`)."""
 
     @field_validator("stages")
     @classmethod
@@ -90,6 +95,9 @@ class RuntimeConfig(Section):
         if missing_images:
             raise ValueError(f"images: missing entries for {missing_images} (used by the stages)")
         for stage, res in self.stages.items():
+            if res.nodes > 1 and stage not in MULTI_NODE_STAGES:
+                raise ValueError(f"stages.{stage}.nodes: {res.nodes}, but only {sorted(MULTI_NODE_STAGES)} run on "
+                                 f"several nodes")  # fmt: skip
             if res.node_pool is not None and res.node_pool not in self.node_pools:
                 raise ValueError(
                     f"stages.{stage}.node_pool: {res.node_pool!r} is not defined in runtime.node_pools "

@@ -80,5 +80,8 @@ STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
     "flywheel_report": ("harvest", "curate", "sample", "label", "preferences"),
 }
 
+MULTI_NODE_STAGES: frozenset[str] = frozenset({"cpt", "sft", "dpo"})
+"""Training stages that may run on several nodes (`runtime.stages.<stage>.nodes`)."""
+
 SHARDED_STAGES: frozenset[str] = frozenset({"quality", "dedup_signatures", "dedup_buckets", "dedup", "pii", "compliance", "decontaminate"})
 """Stages that run as one task per shard (`data.shards`) plus a collect task."""

@@ -15,12 +15,11 @@ from pathlib import Path
 from domainllm import __version__
 from domainllm.artifacts import Manifest, RunLayout, new_staging, outputs_intact, publish, read_manifest
 from domainllm.artifacts.fs import is_local
+from domainllm.launch import ATTEMPT_ENV
 from domainllm.spec import Spec, spec_digest
 from domainllm.stages.registry import get_stage
 
 log = logging.getLogger(__name__)
-
-ATTEMPT_ENV = "DOMAINLLM_ATTEMPT_ID"
 
 
 class StageError(RuntimeError):
