@@ -11,6 +11,7 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from domainllm.launch import USER_ERROR
+from domainllm_operators.launchers import LaunchResult
 from domainllm_operators.stage import StageOperator
 
 
@@ -30,10 +31,10 @@ class GateOperator(StageOperator):
             self.log.info("gate: promoted; version %s is the champion", info.get("version"))
         return summary
 
-    def failed(self, exit_code: int) -> None:
-        if exit_code == USER_ERROR:
+    def failed(self, result: LaunchResult) -> None:
+        if result.exit_code == USER_ERROR:
             raise AirflowFailException(
                 f"gate: the candidate of run {self.run_id} is not promoted and the champion stays; the failing checks "
                 "are in the log above and in the stage's MLflow run (gate_decision.json). Nothing after the gate runs."
             )
-        super().failed(exit_code)
+        super().failed(result)

@@ -11,6 +11,7 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from domainllm.launch import USER_ERROR
+from domainllm_operators.launchers import LaunchResult
 from domainllm_operators.stage import StageOperator
 
 
@@ -31,10 +32,10 @@ class RolloutOperator(StageOperator):
                           info.get("result"))  # fmt: skip
         return summary
 
-    def failed(self, exit_code: int) -> None:
-        if exit_code == USER_ERROR:
+    def failed(self, result: LaunchResult) -> None:
+        if result.exit_code == USER_ERROR:
             raise AirflowFailException(
                 f"rollout: the canary of run {self.run_id} was rolled back and the production version keeps serving; "
                 "the failed step and its reasons are in the log above and in the stage's MLflow run (rollout_steps.json)."
             )
-        super().failed(exit_code)
+        super().failed(result)

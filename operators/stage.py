@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from domainllm.launch import USER_ERROR, LaunchRequest, run_control_request, stage_request
-from domainllm_operators.launchers import Launcher, get_launcher
+from domainllm_operators.launchers import Launcher, LaunchResult, get_launcher
 
 
 class _LaunchingOperator(BaseOperator):
@@ -32,15 +32,19 @@ class _LaunchingOperator(BaseOperator):
         validate_run_id(self.run_id)
         return spec
 
-    def _launch(self, context: Context, spec, request: LaunchRequest) -> int:
+    def _launch(self, context: Context, spec, request: LaunchRequest) -> LaunchResult:
+        from domainllm.artifacts import RunLayout
+
+        ti = context["ti"]
+        mlflow_run_id = RunLayout(spec.artifact_root, request.run_id).mlflow_run_id()
         # Identifiers first, so even a failed attempt leaves a trail in XCom.
-        context["ti"].xcom_push(
+        ti.xcom_push(
             key="launch",
             value={"run_id": request.run_id, "name": request.name, "command": list(request.command),
-                   "attempt_id": request.env.get("DOMAINLLM_ATTEMPT_ID"), "launcher": spec.runtime.launcher},
+                   "attempt_id": request.attempt_id, "launcher": spec.runtime.launcher, "mlflow_run_id": mlflow_run_id},
         )  # fmt: skip
-        self._launcher = get_launcher(spec.runtime.launcher)
-        return self._launcher.launch(request, self.log).exit_code
+        self._launcher = get_launcher(spec, self.spec_path, mlflow_run_id)
+        return self._launcher.launch(request, self.log, on_handle=lambda handle: ti.xcom_push(key="handle", value=handle))
 
     def on_kill(self) -> None:
         if self._launcher is not None:
@@ -84,7 +88,8 @@ class StageOperator(_LaunchingOperator):
         force = self.force in (True, "True", "true", "1")
         request = stage_request(spec, self.spec_path, self.stage, self.run_id, force=force, attempt_id=attempt_id,
                                 shard=self.shard, reuse_shards=self.reuse_shards)  # fmt: skip
-        exit_code = self._launch(context, spec, request)
+        result = self._launch(context, spec, request)
+        attempt_id = result.attempt_id or attempt_id  # a reattached pod ran with its own attempt's id
 
         from domainllm.artifacts import RunLayout, read_manifest
 
@@ -93,13 +98,13 @@ class StageOperator(_LaunchingOperator):
         if self.shard is not None:  # a shard's own manifest; none if the stage was already published
             manifest = read_manifest(layout.fs, layout.shard_dir(self.stage, self.shard, spec.data.shards))
         manifest = manifest or layout.read_manifest(self.stage)
-        if exit_code != 0:
+        if result.exit_code != 0:
             if manifest is not None and manifest.attempt_id == attempt_id:
                 # Outputs and manifest were published by this attempt; the process died
                 # afterwards (seen with DeepSpeed at interpreter exit). The work is done.
-                self.log.warning("stage %s exited with %s after publishing its outputs", self.stage, exit_code)
+                self.log.warning("stage %s exited with %s after publishing its outputs", self.stage, result.exit_code)
             else:
-                self.failed(exit_code)
+                self.failed(result)
         if manifest is None:
             raise AirflowException(f"stage {self.stage} exited 0 but published no manifest for run {self.run_id}")
         self.log.info("stage %s outputs: %s", self.stage, layout.stage_dir(self.stage))
@@ -109,11 +114,14 @@ class StageOperator(_LaunchingOperator):
         return manifest.summary()
 
 
-    def failed(self, exit_code: int) -> None:
-        """Fails the task. A user error (bad spec or input) fails it for good: a retry would
-        run the same command on the same input."""
-        message = f"stage {self.stage} failed (exit code {exit_code}) for run {self.run_id}; the reason is in the log above"
-        if exit_code == USER_ERROR:
+    def failed(self, result: LaunchResult) -> None:
+        """Fails the task. What a retry cannot change (a bad spec or input, an image that
+        cannot be pulled, out of memory) fails it for good; the rest (a lost node, a
+        preemption, a crash) is retried, and training resumes from its last checkpoint."""
+        why = result.failure.message if result.failure else "the reason is in the log above"
+        message = f"stage {self.stage} failed (exit code {result.exit_code}) for run {self.run_id}: {why}"
+        retryable = result.failure.retryable if result.failure else result.exit_code != USER_ERROR
+        if not retryable:
             raise AirflowFailException(message)
         raise AirflowException(message)
 
@@ -156,6 +164,8 @@ class PipelineRunOperator(_LaunchingOperator):
             status = "FAILED" if failed else "FINISHED"
         run_params = {k: str(v) for k, v in (self.run_params or {}).items()} if self.action == "start" else None
         request = run_control_request(spec, self.spec_path, self.action, self.run_id, status, run_params)
-        if self._launch(context, spec, request) != 0:
-            raise AirflowException(f"`domainllm run {self.action}` failed for run {self.run_id}; see the log above")
+        result = self._launch(context, spec, request)
+        if result.exit_code != 0:
+            why = result.failure.message if result.failure else "see the log above"
+            raise AirflowException(f"`domainllm run {self.action}` failed for run {self.run_id}: {why}")
         return {"run_id": self.run_id, "action": self.action, "status": status}

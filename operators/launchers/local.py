@@ -18,7 +18,7 @@ import time
 
 from domainllm.launch import PROGRAM, LaunchRequest
 from domainllm.lifecycle import PARENT_PID_ENV
-from domainllm_operators.launchers.base import LaunchResult
+from domainllm_operators.launchers.base import LaunchResult, OnHandle
 
 
 def _free_port() -> int:
@@ -54,7 +54,7 @@ class LocalLauncher:
         """The request's math-library threads, unless this process's environment sets them."""
         return {var: n for var, n in request.thread_env().items() if var not in os.environ}
 
-    def launch(self, request: LaunchRequest, log: logging.Logger) -> LaunchResult:
+    def launch(self, request: LaunchRequest, log: logging.Logger, on_handle: OnHandle | None = None) -> LaunchResult:
         argv = self.argv(request)
         env = {**os.environ, **self.thread_env(request), **request.env, "PYTHONUNBUFFERED": "1",
                PARENT_PID_ENV: str(os.getpid())}  # fmt: skip
@@ -69,6 +69,8 @@ class LocalLauncher:
         except OSError as exc:
             raise RuntimeError(f"cannot start {argv[0]!r} for {request.name}: {exc} (check runtime.images)") from exc
         proc = self._proc
+        if on_handle is not None:
+            on_handle({"launcher": "local", "pid": proc.pid})
         try:
             assert proc.stdout is not None
             for raw in iter(proc.stdout.readline, b""):
@@ -83,7 +85,7 @@ class LocalLauncher:
                 self._killer.cancel()
         duration = time.monotonic() - t0
         log.info("%s exited with code %s after %.1fs", request.name, exit_code, duration)
-        return LaunchResult(exit_code=exit_code, duration_s=duration, handle=f"pid:{proc.pid}")
+        return LaunchResult(exit_code=exit_code, duration_s=duration, handle=f"pid:{proc.pid}", attempt_id=request.attempt_id)
 
     def kill(self) -> None:
         proc = self._proc

@@ -9,6 +9,7 @@ import fsspec
 from domainllm.artifacts.fs import is_local, join, url_to_fs
 from domainllm.artifacts.manifest import MANIFEST_NAME, Manifest
 
+TRACKING_NAME = "mlflow.json"
 PARAMS_NAME = "params.json"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -74,6 +75,19 @@ class RunLayout:
             return {}
         with self.fs.open(path, "rb") as fh:
             return json.loads(fh.read())
+
+    def tracking_path(self) -> str:
+        return join(self.run_dir, TRACKING_NAME)
+
+    def mlflow_run_id(self) -> str | None:
+        """The pipeline's parent MLflow run (written by `domainllm run start`), None before."""
+        import json
+
+        path = self.tracking_path()
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "rb") as fh:
+            return json.loads(fh.read()).get("mlflow_run_id")
 
     def url(self, path: str) -> str:
         """A path of this layout as others must see it: a plain path locally, a full URI

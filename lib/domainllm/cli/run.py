@@ -39,8 +39,9 @@ def _start(args: argparse.Namespace) -> int:
     parent = start_pipeline_run(
         spec, args.run_id, {"spec_digest": spec_digest(spec), "spec_name": spec.name, "run_id": args.run_id}
     )
-    print(json.dumps({"run_id": args.run_id, "mlflow_run_id": parent, "run_dir": layout.run_dir,
-                      "tracking_uri": tracking_uri(spec)}, sort_keys=True))  # fmt: skip
+    record = {"run_id": args.run_id, "mlflow_run_id": parent, "run_dir": layout.run_dir, "tracking_uri": tracking_uri(spec)}
+    write_bytes_atomic(layout.fs, layout.tracking_path(), json.dumps(record, sort_keys=True).encode())
+    print(json.dumps(record, sort_keys=True))
     return 0
 
 

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from domainllm.launch import LaunchRequest
+from domainllm.spec import load_spec
 from domainllm_operators.launchers import get_launcher
 from domainllm_operators.launchers.local import LocalLauncher
 
@@ -57,9 +58,8 @@ def test_stage_command_maps_to_the_image_interpreter() -> None:
         image_ref=None, python="/opt/serve-venv/bin/python",
     )  # fmt: skip
     assert LocalLauncher.argv(req) == ["/opt/serve-venv/bin/python", "-m", "domainllm", "stage", "run", "ingest"]
-    assert isinstance(get_launcher("local"), LocalLauncher)
-    with pytest.raises(ValueError, match="unknown launcher 'pbs'"):
-        get_launcher("pbs")
+    spec = load_spec(Path(__file__).parents[3] / "examples/demo/spec.yaml")
+    assert isinstance(get_launcher(spec, "spec.yaml"), LocalLauncher)
 
 
 def test_output_is_streamed_live_and_exit_code_returned(log) -> None:

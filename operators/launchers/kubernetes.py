@@ -1,0 +1,421 @@
+"""Kubernetes launcher: a stage as a pod, a multi-node training stage as an Indexed Job plus a
+headless Service, through the cncf.kubernetes provider's hook (connection, client) and its
+PodManager (log following).
+
+The objects come from `domainllm.k8s` (the same code `domainllm k8s render` uses). An attempt
+first looks for a live pod or job of the same pipeline, run and step (labels) and reattaches
+to it instead of starting a duplicate (a restarted scheduler or worker). It then waits for the
+pods to start, failing early with a clear reason for what cannot resolve (an image that cannot
+be pulled, a missing Secret) and after `schedule_timeout_s` for what the cluster cannot place
+(naming the missing resource); streams the container's (rank 0's) log into the task log;
+reads the end state (exit code, OOMKilled, evicted, preempted, which rank failed) and cleans
+up per `runtime.kubernetes.cleanup`. A task kill deletes everything the attempt created.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from domainllm.k8s.jobs import INDEX_ANNOTATION, JOB_NAME_LABEL, MULTUS_ANNOTATION, indexed_job
+from domainllm.k8s.names import random_suffix
+from domainllm.k8s.pod import CONTAINER, LABEL_CHECKED, PodTarget, identity_labels, stage_pod
+from domainllm.k8s.render import is_multi_node, launch_name
+from domainllm.k8s.status import Failure, PodState, job_failure, job_finished, job_suspended, pod_state
+from domainllm.launch import LaunchRequest
+from domainllm_operators.launchers.base import LaunchResult, OnHandle
+
+FAILED_RANK_LOG_LINES = 40
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return ",".join([*(f"{k}={v}" for k, v in sorted(labels.items())), f"{LABEL_CHECKED}!=true"])
+
+
+def _created(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+class _Api:
+    """The few API calls we make, answering plain JSON dicts (as the API server sends them)."""
+
+    def __init__(self, hook: Any, namespace: str) -> None:
+        self.hook = hook
+        self.ns = namespace
+
+    @property
+    def core(self) -> Any:
+        return self.hook.core_v1_client
+
+    @property
+    def batch(self) -> Any:
+        return self.hook.batch_v1_client
+
+    @staticmethod
+    def _json(resp: Any) -> dict[str, Any]:
+        return json.loads(resp.data)
+
+    def list_pods(self, selector: str) -> list[dict[str, Any]]:
+        return self._json(self.core.list_namespaced_pod(self.ns, label_selector=selector, _preload_content=False))["items"]
+
+    def read_pod(self, name: str) -> dict[str, Any]:
+        return self._json(self.core.read_namespaced_pod(name, self.ns, _preload_content=False))
+
+    def create_pod(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json(self.core.create_namespaced_pod(self.ns, body, _preload_content=False))
+
+    def delete_pod(self, name: str, grace: int) -> None:
+        self._ignore_404(self.core.delete_namespaced_pod, name, self.ns, grace_period_seconds=grace)
+
+    def label_pod(self, name: str, labels: dict[str, str]) -> None:
+        self._ignore_404(self.core.patch_namespaced_pod, name, self.ns, {"metadata": {"labels": labels}})
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return self._json(self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name}",
+                                                          _preload_content=False))["items"]  # fmt: skip
+
+    def pod_log_tail(self, name: str, lines: int) -> str:
+        resp = self.core.read_namespaced_pod_log(name, self.ns, container=CONTAINER, tail_lines=lines, _preload_content=False)
+        return resp.data.decode("utf-8", "replace")
+
+    def list_jobs(self, selector: str) -> list[dict[str, Any]]:
+        return self._json(self.batch.list_namespaced_job(self.ns, label_selector=selector, _preload_content=False))["items"]
+
+    def read_job(self, name: str) -> dict[str, Any]:
+        return self._json(self.batch.read_namespaced_job(name, self.ns, _preload_content=False))
+
+    def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json(self.batch.create_namespaced_job(self.ns, body, _preload_content=False))
+
+    def delete_job(self, name: str, grace: int) -> None:
+        # Foreground: the Job goes once its pods are gone (the API's default for Jobs orphans them)
+        self._ignore_404(self.batch.delete_namespaced_job, name, self.ns, grace_period_seconds=grace,
+                         propagation_policy="Foreground")  # fmt: skip
+
+    def label_job(self, name: str, labels: dict[str, str]) -> None:
+        self._ignore_404(self.batch.patch_namespaced_job, name, self.ns, {"metadata": {"labels": labels}})
+
+    def create_service(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json(self.core.create_namespaced_service(self.ns, body, _preload_content=False))
+
+    def delete_service(self, name: str) -> None:
+        self._ignore_404(self.core.delete_namespaced_service, name, self.ns)
+
+    @staticmethod
+    def _ignore_404(call: Any, *args: Any, **kwargs: Any) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            call(*args, **kwargs)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+class KubernetesLauncher:
+    def __init__(self, target: PodTarget, hook: Any = None) -> None:
+        self.target = target
+        self.k8s = target.k8s
+        self._hook = hook
+        self._lock = threading.Lock()
+        self._current: tuple[str, str] | None = None
+        """(kind, name) of what this attempt runs: `pod` or `job`."""
+        self._killed = threading.Event()
+        self._grace = 30
+
+    @property
+    def api(self) -> _Api:
+        if self._hook is None:
+            from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+            self._hook = KubernetesHook(conn_id=self.k8s.connection)
+        return _Api(self._hook, self.k8s.namespace)
+
+    # -- the attempt -------------------------------------------------------------------------------
+
+    def launch(self, request: LaunchRequest, log: logging.Logger, on_handle: OnHandle | None = None) -> LaunchResult:
+        t0 = time.monotonic()
+        multi = is_multi_node(request)
+        if multi and self.k8s.training.backend != "indexed_job":
+            raise ValueError(f"runtime.kubernetes.training.backend {self.k8s.training.backend!r} is rendered for review "
+                             f"(domainllm k8s render) but not launched; the launcher runs multi-node stages as "
+                             f"`indexed_job`")  # fmt: skip
+        api = self.api
+        kind = "job" if multi else "pod"
+        name, attempt_id, reattached = self._find_or_create(api, request, log, multi)
+        with self._lock:
+            self._current = (kind, name)
+        if on_handle is not None:
+            on_handle({"launcher": "kubernetes", "kind": kind, "name": name, "namespace": self.k8s.namespace,
+                       "reattached": reattached, "attempt_id": attempt_id})  # fmt: skip
+        try:
+            failure = self._run_job(api, request, name, log) if multi else self._run_pod(api, name, log)
+        except Exception:
+            if not self._killed.is_set():
+                self._cleanup(api, kind, name, None, log, abandon=True)
+            raise
+        if self._killed.is_set():
+            failure = Failure("Killed", f"{kind} {name} was deleted: the task was stopped", True)
+        else:
+            self._cleanup(api, kind, name, failure, log)
+        duration = time.monotonic() - t0
+        code = 0 if failure is None else (failure.exit_code if failure.exit_code not in (None, 0) else -1)
+        if failure is None:
+            log.info("%s %s succeeded after %.1fs", kind, name, duration)
+        else:
+            log.error("%s", failure.message)
+        return LaunchResult(exit_code=code, duration_s=duration, handle=f"{kind}/{self.k8s.namespace}/{name}",
+                            failure=failure, attempt_id=attempt_id)  # fmt: skip
+
+    def kill(self) -> None:
+        """Deletes what this attempt runs (the pod; the job with its pods and Service)."""
+        self._killed.set()
+        with self._lock:
+            current = self._current
+        if current is None:
+            return
+        kind, name = current
+        api = self.api
+        if kind == "pod":
+            api.delete_pod(name, self._grace)
+        else:
+            api.delete_job(name, self._grace)
+            api.delete_service(name)
+
+    # -- finding or creating ------------------------------------------------------------------------
+
+    def _find_or_create(self, api: _Api, request: LaunchRequest, log: logging.Logger, multi: bool) -> tuple[str, str | None, bool]:
+        self._grace = int(request.grace_period_s)
+        selector = _selector(identity_labels(request))
+        found = api.list_jobs(selector) if multi else api.list_pods(selector)
+        live = []
+        for obj in sorted(found, key=_created, reverse=True):
+            name = obj["metadata"]["name"]
+            finished = job_finished(obj) if multi else {"succeeded": "succeeded", "failed": "failed"}.get(pod_state(obj).phase)
+            if finished == "failed":  # an earlier attempt's failure: kept for inspection, never reattached to
+                log.info("found failed %s %s of an earlier attempt; marking it checked", "job" if multi else "pod", name)
+                (api.label_job if multi else api.label_pod)(name, {LABEL_CHECKED: "true"})
+            else:
+                live.append(obj)
+        if live:
+            obj = live[0]
+            name = obj["metadata"]["name"]
+            if len(live) > 1:
+                log.warning("more than one live %s for %s: %s; following the newest", "job" if multi else "pod",
+                            request.name, [o["metadata"]["name"] for o in live])  # fmt: skip
+            log.info("reattaching to %s %s (started by an earlier attempt) instead of starting a duplicate",
+                     "job" if multi else "pod", name)  # fmt: skip
+            return name, (obj["metadata"].get("labels") or {}).get("domainllm/attempt-id"), True
+        name = launch_name(request, random_suffix())
+        target = self.target
+        if multi:
+            self._create_job(api, request, target, name, log)
+        else:
+            api.create_pod(stage_pod(request, target, name))
+            log.info("created pod %s in namespace %s (image %s): %s", name, self.k8s.namespace, request.image_ref,
+                     " ".join(request.command))  # fmt: skip
+        return name, request.attempt_id, False
+
+    def _create_job(self, api: _Api, request: LaunchRequest, target: PodTarget, name: str, log: logging.Logger) -> None:
+        objects = {obj["kind"]: obj for obj in indexed_job(request, target, name)}
+        job = api.create_job(objects["Job"])
+        owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job["metadata"]["uid"],
+                 "blockOwnerDeletion": True}  # fmt: skip
+        service = objects["Service"]
+        service["metadata"]["ownerReferences"] = [owner]  # goes with the Job
+        try:
+            api.create_service(service)
+            if "PodGroup" in objects:
+                group = objects["PodGroup"]
+                group["metadata"]["ownerReferences"] = [owner]
+                api.hook.custom_object_client.create_namespaced_custom_object(
+                    "scheduling.volcano.sh", "v1beta1", self.k8s.namespace, "podgroups", group)
+        except Exception:
+            api.delete_job(name, 0)
+            raise
+        res = request.resources
+        log.info("created job %s in namespace %s: %d nodes x %d processes (image %s), rendezvous %s-0.%s:%d%s",
+                 name, self.k8s.namespace, res.nodes, res.processes_per_node(), request.image_ref, name, name,
+                 self.k8s.training.rdzv_port,
+                 f", network {objects['Job']['spec']['template']['metadata']['annotations'][MULTUS_ANNOTATION]}"
+                 if MULTUS_ANNOTATION in objects["Job"]["spec"]["template"]["metadata"]["annotations"] else "")  # fmt: skip
+
+    # -- one pod ------------------------------------------------------------------------------------
+
+    def _run_pod(self, api: _Api, name: str, log: logging.Logger) -> Failure | None:
+        watch = _Watch(self, api, log)
+        while True:
+            state = pod_state(api.read_pod(name))
+            watch.events(name)
+            if state.phase in ("running", "succeeded", "failed"):
+                break
+            failure = watch.pending(state)
+            if failure is not None:
+                return failure
+            if self._killed.is_set():
+                return None
+            watch.sleep()
+        if state.phase == "running":
+            self._follow(api, name, log)
+        state = watch.until_done(lambda: pod_state(api.read_pod(name)))
+        return state.failure if state.phase == "failed" else None
+
+    # -- a multi-node job ---------------------------------------------------------------------------
+
+    def _run_job(self, api: _Api, request: LaunchRequest, name: str, log: logging.Logger) -> Failure | None:
+        watch = _Watch(self, api, log)
+        selector = f"{JOB_NAME_LABEL}={name}"
+        nodes = request.resources.nodes
+        while True:
+            job = api.read_job(name)
+            pods = api.list_pods(selector)
+            states = [pod_state(p) for p in pods]
+            for p in pods:
+                watch.events(p["metadata"]["name"])
+            if job_finished(job) or any(s.phase in ("succeeded", "failed") for s in states):
+                break
+            if len(states) == nodes and all(s.phase == "running" for s in states):
+                break
+            if job_suspended(job):
+                watch.note(f"job {name} is suspended, waiting for admission (Kueue queue "
+                           f"{self.k8s.training.queue or '?'})")  # fmt: skip
+                watch.restart_clock()
+            else:
+                pending = [s for s in states if s.phase == "pending"]
+                if len(states) < nodes and not pending:
+                    pending = [PodState("pending", waiting=f"job {name}: {len(states)} of {nodes} pods created")]
+                for s in pending:
+                    failure = watch.pending(s)
+                    if failure is not None:
+                        return Failure(failure.reason, f"job {name}: {failure.message}", failure.retryable, failure.exit_code)
+            if self._killed.is_set():
+                return None
+            watch.sleep()
+        rank0 = next((p for p in pods if (p["metadata"].get("annotations") or {}).get(INDEX_ANNOTATION) == "0"), None)
+        if rank0 is not None and pod_state(rank0).phase == "running":
+            log.info("following rank 0 (pod %s); %d ranks running", rank0["metadata"]["name"], nodes)
+            self._follow(api, rank0["metadata"]["name"], log)
+        job = watch.until_done(lambda: api.read_job(name), done=lambda j: job_finished(j) is not None)
+        if job_finished(job) == "succeeded":
+            return None
+        pods = api.list_pods(selector)
+        failure = job_failure(job, pods)
+        self._log_failed_ranks(api, pods, log)
+        return failure
+
+    def _log_failed_ranks(self, api: _Api, pods: list[dict[str, Any]], log: logging.Logger) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        for pod in pods:
+            rank = (pod["metadata"].get("annotations") or {}).get(INDEX_ANNOTATION)
+            if rank == "0" or pod_state(pod).phase != "failed":
+                continue
+            try:
+                tail = api.pod_log_tail(pod["metadata"]["name"], FAILED_RANK_LOG_LINES)
+            except ApiException:
+                continue
+            log.error("last %d log lines of rank %s (pod %s):\n%s", FAILED_RANK_LOG_LINES, rank, pod["metadata"]["name"],
+                      tail.rstrip())  # fmt: skip
+
+    # -- logs and cleanup ---------------------------------------------------------------------------
+
+    def _follow(self, api: _Api, name: str, log: logging.Logger) -> None:
+        """Streams the container's log into the task log until it ends (the provider's
+        PodManager: timestamps, reconnects, no duplicate lines)."""
+        from airflow.providers.cncf.kubernetes.utils.pod_manager import PodManager
+        from kubernetes.client.exceptions import ApiException
+
+        manager = PodManager(kube_client=api.core)
+        manager._log = log  # its lines (the container's) go to the task log
+        try:
+            pod = api.core.read_namespaced_pod(name, self.k8s.namespace)
+            manager.fetch_container_logs(pod, CONTAINER, follow=True, container_name_log_prefix_enabled=False,
+                                         post_termination_timeout=5)  # fmt: skip
+        except ApiException as exc:
+            if exc.status != 404 or not self._killed.is_set():
+                log.warning("following the log of pod %s stopped: %s %s", name, exc.status, exc.reason)
+
+    def _cleanup(self, api: _Api, kind: str, name: str, failure: Failure | None, log: logging.Logger,
+                 abandon: bool = False) -> None:  # fmt: skip
+        policy = self.k8s.cleanup
+        never_ran = failure is not None and failure.reason in ("Unschedulable", "ImagePull", "Config", "StartTimeout")
+        delete = abandon or never_ran or policy == "delete" or (policy == "delete_succeeded" and failure is None)
+        if delete:
+            log.info("deleting %s %s", kind, name)
+            if kind == "pod":
+                api.delete_pod(name, 0)
+            else:
+                api.delete_job(name, 0)
+                api.delete_service(name)
+        else:
+            log.info("keeping %s %s (runtime.kubernetes.cleanup: %s)", kind, name, policy)
+            (api.label_pod if kind == "pod" else api.label_job)(name, {LABEL_CHECKED: "true"})
+
+
+class _Watch:
+    """Waiting on pending pods: progress in the log, events once each, and the two timeouts."""
+
+    def __init__(self, launcher: KubernetesLauncher, api: _Api, log: logging.Logger) -> None:
+        self.launcher = launcher
+        self.k8s = launcher.k8s
+        self.api = api
+        self.log = log
+        self.t0 = time.monotonic()
+        self.scheduled_at: float | None = None
+        self.last_note = ""
+        self.seen_events: set[str] = set()
+
+    def restart_clock(self) -> None:
+        self.t0 = time.monotonic()
+
+    def sleep(self) -> None:
+        self.launcher._killed.wait(self.k8s.poll_interval_s)
+
+    def note(self, text: str) -> None:
+        if text != self.last_note:
+            self.log.info("%s", text)
+            self.last_note = text
+
+    def events(self, name: str) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            events = self.api.events(name)
+        except ApiException:
+            return
+        for ev in sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or "")):
+            key = (ev.get("metadata") or {}).get("uid") or f"{ev.get('reason')}/{ev.get('message')}"
+            if key in self.seen_events:
+                continue
+            self.seen_events.add(key)
+            level = logging.WARNING if ev.get("type") == "Warning" else logging.INFO
+            self.log.log(level, "event %s/%s: %s", name, ev.get("reason", "?"), ev.get("message", ""))
+
+    def pending(self, state: PodState) -> Failure | None:
+        """None while waiting can still help, else why it cannot."""
+        if state.failure is not None:
+            return state.failure
+        self.note(state.waiting)
+        if not state.scheduled:
+            if time.monotonic() - self.t0 > self.k8s.schedule_timeout_s:
+                return Failure("Unschedulable", f"{state.waiting} (still after {self.k8s.schedule_timeout_s:g}s, "
+                                                f"runtime.kubernetes.schedule_timeout_s)", True)  # fmt: skip
+            return None
+        if self.scheduled_at is None:
+            self.scheduled_at = time.monotonic()
+        if time.monotonic() - self.scheduled_at > self.k8s.startup_timeout_s:
+            return Failure("StartTimeout", f"{state.waiting}: not started after {self.k8s.startup_timeout_s:g}s "
+                                           f"(runtime.kubernetes.startup_timeout_s)", True)  # fmt: skip
+        return None
+
+    def until_done(self, read: Any, done: Any = None) -> Any:
+        """Polls `read()` until `done(obj)` (default: a pod state that ended)."""
+        done = done or (lambda s: s.phase in ("succeeded", "failed"))
+        while True:
+            obj = read()
+            if done(obj) or self.launcher._killed.is_set():
+                return obj
+            self.sleep()
