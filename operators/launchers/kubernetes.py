@@ -154,9 +154,10 @@ class KubernetesLauncher:
         try:
             failure = self._run_job(api, request, name, log) if multi else self._run_pod(api, name, log)
         except Exception:
-            if not self._killed.is_set():
+            if not self._killed.is_set():  # what we cannot follow must not run on unwatched
                 self._cleanup(api, kind, name, None, log, abandon=True)
-            raise
+                raise
+            failure = None  # killed: what we read may be gone already
         if self._killed.is_set():
             failure = Failure("Killed", f"{kind} {name} was deleted: the task was stopped", True)
         else:
@@ -332,8 +333,8 @@ class KubernetesLauncher:
         manager._log = log  # its lines (the container's) go to the task log
         try:
             pod = api.core.read_namespaced_pod(name, self.k8s.namespace)
-            manager.fetch_container_logs(pod, CONTAINER, follow=True, container_name_log_prefix_enabled=False,
-                                         post_termination_timeout=5)  # fmt: skip
+            manager.fetch_container_logs(pod, CONTAINER, follow=True, post_termination_timeout=5,
+                                         log_formatter=lambda _container, line: line.rstrip("\n"))  # fmt: skip
         except ApiException as exc:
             if exc.status != 404 or not self._killed.is_set():
                 log.warning("following the log of pod %s stopped: %s %s", name, exc.status, exc.reason)

@@ -15,7 +15,7 @@ IMAGE_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"
 CONFIG_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
 _TRANSIENT = re.compile(r"rate limit|too many requests|timeout|timed out|temporar|unavailable|connection reset|"
                         r"connection refused|TLS handshake|i/o timeout|50[234]", re.I)  # fmt: skip
-_INSUFFICIENT = re.compile(r"Insufficient ([\w./-]+)")
+_INSUFFICIENT = re.compile(r"Insufficient ([\w./-]*\w)")
 DISRUPTIONS = {
     "PreemptionByScheduler": "preempted by a higher-priority pod",
     "PreemptionByKubeScheduler": "preempted by a higher-priority pod",
@@ -184,7 +184,9 @@ def job_failure(job: dict[str, Any], pods: list[dict[str, Any]], container: str 
             failed.append((_finished_at(pod, container), pod, state.failure))
     if not failed:
         return Failure("JobFailed", f"job {name} failed: {cond.get('reason', '')} {cond.get('message', '')}".rstrip(), True)
-    failed.sort(key=lambda t: t[0])
+    # finishedAt has whole seconds: on a tie, a rank that was stopped (SIGTERM/SIGKILL, as the
+    # Job controller stops the others) did not fail first
+    failed.sort(key=lambda t: (t[0], t[2].exit_code in (137, 143)))
     _, pod, first = failed[0]
     rank = ((pod.get("metadata") or {}).get("annotations") or {}).get("batch.kubernetes.io/job-completion-index", "?")
     return Failure(first.reason, f"job {name}: rank {rank} failed first: {first.message}; the job stopped every other "
