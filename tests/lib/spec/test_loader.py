@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from domainllm.spec import Spec, SpecError, load_spec
+from domainllm.spec.loader import spec_files
 from tests.conftest import REPO, domainllm_cmd, tiny_spec_doc, write_spec
 
 
@@ -80,6 +81,13 @@ def test_every_problem_is_reported_at_once(home: Path, tmp_path: Path) -> None:
         (lambda d: d.update(sources=[{**d["sources"][2]}]), "at least one source must have `domain: domain`"),
         (lambda d: d["data"].update(quality={"skip_sources": ["nope"]}), "data.quality.skip_sources: unknown source(s) ['nope']"),
         (lambda d: d["data"].update(quality={"prose": {"min_wrods": 3}}), "data.quality.prose.min_wrods: unknown field 'min_wrods'"),
+        (lambda d: d["runtime"].update(stages={"eval_code": {"nodes": 2}}), "only ['cpt', 'dpo', 'sft'] run on several nodes"),
+        (lambda d: d["runtime"].update(kubernetes={"namespace": "Domain_LLM"}), "is not a Kubernetes name"),
+        (lambda d: d["runtime"].update(kubernetes={"secret_env": {"JUDGE-KEY": {"secret": "j", "key": "k"}}}),
+         "not environment variable names: ['JUDGE-KEY']"),
+        (lambda d: d["runtime"].update(kubernetes={"shm_size": "lots"}), "runtime.kubernetes.shm_size: got 'lots'"),
+        (lambda d: d["runtime"].update(kubernetes={"interconnect": {"mode": "infiniband"}}),
+         "runtime.kubernetes.interconnect.mode: got 'infiniband'"),
     ],
 )
 def test_invalid_specs_fail_with_a_fix(home: Path, tmp_path: Path, mutate, expected: str) -> None:
@@ -121,3 +129,24 @@ def test_cli_validate_exits_2_with_the_message(home: Path, tmp_path: Path) -> No
     assert proc.returncode == 2
     assert "sources[0].domain: got 'medical'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_spec_extends_another(home: Path, tmp_path: Path) -> None:
+    base = write_spec(tmp_path / "base.yaml", tiny_spec_doc(tmp_path))
+    (tmp_path / "cluster").mkdir()
+    over = tmp_path / "cluster" / "spec.yaml"
+    over.write_text("extends: ../base.yaml\nruntime:\n  launcher: kubernetes\n  stages:\n    cpt: {gpus: 8, nodes: 2}\n"
+                    "data:\n  pack: {seq_len: 128}\n")
+    spec = load_spec(over)
+    assert spec.runtime.launcher == "kubernetes" and spec.runtime.resources("cpt").nodes == 2
+    assert spec.data.pack.seq_len == 128 and spec.data.ingest.shard_max_records == 200  # merged key by key
+    assert [p.name for p in spec_files(over)] == ["spec.yaml", "base.yaml"]
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("extends: loop.yaml\n")
+    with pytest.raises(SpecError, match="`extends` loops"):
+        load_spec(loop)
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("extends: nowhere.yaml\n")
+    with pytest.raises(SpecError, match="spec file not found: .*nowhere.yaml"):
+        load_spec(missing)
+    assert base.exists()
