@@ -5,9 +5,6 @@ server, the way the UI triggers it, is in test_data_flywheel_dag.py.)"""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -20,20 +17,9 @@ from domainllm.spec import load_spec
 from domainllm.stages.names import DOMAIN_STAGES
 from domainllm.tracking import TAG_KIND, TAG_STAGE, find_pipeline_run, tracking_uri
 from tests.conftest import tiny_spec_doc, write_spec
+from tests.e2e.conftest import airflow
 
 pytestmark = pytest.mark.slow
-
-
-def _airflow(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "airflow", *args], capture_output=True, text=True, env=env or os.environ.copy(), timeout=900
-    )
-
-
-@pytest.fixture(scope="module")
-def airflow_db() -> None:
-    proc = _airflow("db", "migrate")
-    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def _stage_runs(spec, parent: str) -> dict[str, mlflow.entities.Run]:
@@ -45,7 +31,7 @@ def _stage_runs(spec, parent: str) -> dict[str, mlflow.entities.Run]:
 
 def test_dags_test_runs_every_stage_nested_under_one_parent(airflow_db, tiny_spec: Path) -> None:
     conf = json.dumps({"spec": str(tiny_spec), "run_id": "e2e"})
-    proc = _airflow("dags", "test", "domain_llm", "-c", conf)
+    proc = airflow("dags", "test", "domain_llm", "-c", conf)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
 
     spec = load_spec(tiny_spec)
@@ -75,7 +61,7 @@ def test_dags_test_runs_every_stage_nested_under_one_parent(airflow_db, tiny_spe
     doc = yaml.safe_load(tiny_spec.read_text())
     doc["training"]["dpo"]["optim"] = {"learning_rate": 1.0, "warmup_ratio": 0.0}
     worse = write_spec(tiny_spec.parent / "worse.yaml", doc)
-    proc = _airflow("dags", "test", "domain_llm", "-c", json.dumps({"spec": str(worse), "run_id": "e2e"}))
+    proc = airflow("dags", "test", "domain_llm", "-c", json.dumps({"spec": str(worse), "run_id": "e2e"}))
     out = proc.stdout + proc.stderr
     assert "not promoted; the champion stays" in out and "is not promoted and the champion stays" in out, out[-4000:]
     assert "perplexity.domain.loss: candidate beats champion?" in out
@@ -91,7 +77,7 @@ def test_a_failing_stage_fails_the_run_and_leaves_no_finished_output(
     doc = tiny_spec_doc(corpora)
     doc["sources"][0]["path"] = str(tmp_path / "missing-corpus")
     spec_path = write_spec(tmp_path / "spec.yaml", doc)
-    proc = _airflow("dags", "test", "domain_llm", "-c", json.dumps({"spec": str(spec_path), "run_id": "e2e-fail"}))
+    proc = airflow("dags", "test", "domain_llm", "-c", json.dumps({"spec": str(spec_path), "run_id": "e2e-fail"}))
     out = proc.stdout + proc.stderr
     assert "input path does not exist" in out and str(tmp_path / "missing-corpus") in out
     assert "stage ingest failed (exit code 2)" in out

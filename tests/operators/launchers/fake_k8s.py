@@ -435,3 +435,36 @@ class FakeApiServer:
                 "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
                 "users": [{"name": "u", "user": {"token": "not-a-secret"}}],
                 "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u", "namespace": self.cluster.ns}}]}  # fmt: skip
+
+
+def local_kubelet(python: str, base_env: dict[str, str]) -> Kubelet:
+    """A kubelet that really runs the pod: its container's command as a local process with the
+    pod's environment (`domainllm` is this checkout's), its output as the container log, its
+    exit code as the container's. The pod's volumes must be local paths (tests set
+    `runtime.kubernetes.home.mount_path` and friends to folders of their own)."""
+    import subprocess
+
+    def play(cluster: FakeCluster, name: str) -> None:
+        with cluster.lock:
+            pod = copy.deepcopy(cluster.pods[name])
+        main = pod["spec"]["containers"][0]
+        env = dict(base_env)
+        for var in main.get("env", []):
+            if "value" in var:
+                env[var["name"]] = var["value"]
+            elif "fieldRef" in var.get("valueFrom", {}):
+                env[var["name"]] = {"metadata.name": name, "metadata.namespace": cluster.ns}.get(
+                    var["valueFrom"]["fieldRef"]["fieldPath"], "")
+        command = list(main["command"])
+        if command[0] == "domainllm":
+            command = [python, "-m", "domainllm", *command[1:]]
+        cluster.schedule(name, "local-node")
+        cluster.start(name)
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)  # fmt: skip
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            cluster.log(name, line.rstrip("\n"))
+        cluster.exit(name, proc.wait())
+
+    return play
