@@ -195,8 +195,8 @@ class KubernetesLauncher:
         live = []
         for obj in sorted(found, key=_created, reverse=True):
             name = obj["metadata"]["name"]
-            finished = job_finished(obj) if multi else {"succeeded": "succeeded", "failed": "failed"}.get(pod_state(obj).phase)
-            if finished == "failed":  # an earlier attempt's failure: kept for inspection, never reattached to
+            failed = job_finished(obj) == "failed" if multi else pod_state(obj).phase == "failed"
+            if failed:  # an earlier attempt's failure: kept for inspection, never reattached to
                 log.info("found failed %s %s of an earlier attempt; marking it checked", "job" if multi else "pod", name)
                 (api.label_job if multi else api.label_pod)(name, {LABEL_CHECKED: "true"})
             else:
@@ -238,11 +238,10 @@ class KubernetesLauncher:
             api.delete_job(name, 0)
             raise
         res = request.resources
-        log.info("created job %s in namespace %s: %d nodes x %d processes (image %s), rendezvous %s-0.%s:%d%s",
-                 name, self.k8s.namespace, res.nodes, res.processes_per_node(), request.image_ref, name, name,
-                 self.k8s.training.rdzv_port,
-                 f", network {objects['Job']['spec']['template']['metadata']['annotations'][MULTUS_ANNOTATION]}"
-                 if MULTUS_ANNOTATION in objects["Job"]["spec"]["template"]["metadata"]["annotations"] else "")  # fmt: skip
+        network = objects["Job"]["spec"]["template"]["metadata"]["annotations"].get(MULTUS_ANNOTATION)
+        log.info("created job %s in namespace %s: %d nodes x %d processes (image %s), rendezvous %s-0.%s:%d%s", name,
+                 self.k8s.namespace, res.nodes, res.processes_per_node(), request.image_ref, name, name,
+                 self.k8s.training.rdzv_port, f", network {network}" if network else "")  # fmt: skip
 
     # -- one pod ------------------------------------------------------------------------------------
 

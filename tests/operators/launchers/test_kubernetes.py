@@ -240,20 +240,22 @@ def test_a_restarted_worker_reattaches_instead_of_starting_a_duplicate(log) -> N
     assert "done" in log[1].lines and "reattaching to pod perl-assistant-cpt-run-1-live0" in log[1].text()
 
 
-def test_a_task_kill_deletes_the_pod(log) -> None:
-    def forever(cluster: FakeCluster, name: str) -> None:
-        cluster.schedule(name)
-        cluster.start(name)
-        while cluster.alive(name):
-            cluster.log(name, "working")
-            time.sleep(0.1)
+def works_until_deleted(cluster: FakeCluster, name: str) -> None:
+    cluster.schedule(name)
+    cluster.start(name)
+    while cluster.alive(name):
+        cluster.log(name, "working")
+        time.sleep(0.1)
 
-    cluster = FakeCluster(forever)
+
+def _killed_while_running(request: LaunchRequest, log):
+    """Launches in a thread, kills once the container has logged, waits for launch to return."""
+    cluster = FakeCluster(works_until_deleted)
+    handles: list[dict] = []
+    out: dict = {}
     with FakeApiServer(cluster) as server:
         launcher = _launcher(server)
-        handles: list[dict] = []
-        out: dict = {}
-        thread = threading.Thread(target=lambda: out.setdefault("r", launcher.launch(_request(), log[0], handles.append)))
+        thread = threading.Thread(target=lambda: out.setdefault("r", launcher.launch(request, log[0], handles.append)))
         thread.start()
         deadline = time.monotonic() + 10
         while "working" not in log[1].lines and time.monotonic() < deadline:
@@ -261,9 +263,13 @@ def test_a_task_kill_deletes_the_pod(log) -> None:
         launcher.kill()
         thread.join(20)
     assert not thread.is_alive()
-    name = handles[0]["name"]
+    return cluster, out["r"], handles[0]["name"]
+
+
+def test_a_task_kill_deletes_the_pod(log) -> None:
+    cluster, result, name = _killed_while_running(_request(), log)
     assert ("pod", name, {"gracePeriodSeconds": ["5"]}) in cluster.deleted and name not in cluster.pods
-    assert out["r"].failure.reason == "Killed"
+    assert result.failure.reason == "Killed"
 
 
 # -- multi-node jobs -------------------------------------------------------------------------------
@@ -331,23 +337,6 @@ def test_a_half_schedulable_job_fails_after_the_timeout_and_is_deleted(log) -> N
 
 
 def test_a_task_kill_deletes_the_job_and_its_service(log) -> None:
-    def forever(cluster: FakeCluster, name: str) -> None:
-        cluster.schedule(name)
-        cluster.start(name)
-        while cluster.alive(name):
-            cluster.log(name, "step")
-            time.sleep(0.1)
-
-    cluster = FakeCluster(forever)
-    with FakeApiServer(cluster) as server:
-        launcher = _launcher(server)
-        handles: list[dict] = []
-        thread = threading.Thread(target=lambda: launcher.launch(_request(nodes=2), log[0], handles.append))
-        thread.start()
-        deadline = time.monotonic() + 10
-        while "step" not in log[1].lines and time.monotonic() < deadline:
-            time.sleep(0.05)
-        launcher.kill()
-        thread.join(20)
-    job = handles[0]["name"]
-    assert not thread.is_alive() and job not in cluster.jobs and not cluster.pods and job not in cluster.services
+    cluster, result, job = _killed_while_running(_request(nodes=2), log)
+    assert ("job", job, {"gracePeriodSeconds": ["5"], "propagationPolicy": ["Foreground"]}) in cluster.deleted
+    assert job not in cluster.jobs and not cluster.pods and job not in cluster.services and result.failure.reason == "Killed"
