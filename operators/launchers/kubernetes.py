@@ -148,6 +148,8 @@ class KubernetesLauncher:
         name, attempt_id, reattached = self._find_or_create(api, request, log, multi)
         with self._lock:
             self._current = (kind, name)
+        if self._killed.is_set():  # killed while it was being created
+            self.kill()
         if on_handle is not None:
             on_handle({"launcher": "kubernetes", "kind": kind, "name": name, "namespace": self.k8s.namespace,
                        "reattached": reattached, "attempt_id": attempt_id})  # fmt: skip
