@@ -16,7 +16,7 @@ SERVE_STAMP := $(SERVE_VENV)/.installed-$(shell cat constraints-serve.txt | sha1
 export DOMAINLLM_VLLM_PYTHON ?= $(CURDIR)/$(SERVE_VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install serve-env demo dags-test test test-fast lint lock airflow-ui mlflow-ui clean
+.PHONY: help install serve-env demo dags-test test test-fast lint lock images airflow-ui mlflow-ui clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,15 @@ lint: install  ## ruff
 
 lock: install  ## refresh constraints.txt from the current venv
 	$(BIN)/pip freeze --exclude-editable | grep -v '^domainllm' > constraints.txt
+
+IMAGE_REPOSITORY ?= domainllm
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+images:  ## build the airflow, worker, trainer and serve images (needs Docker; IMAGE_REPOSITORY, IMAGE_TAG)
+	@command -v docker >/dev/null || { echo "make images needs Docker (none here); the Dockerfiles are in images/"; exit 1; }
+	for role in airflow worker trainer serve; do \
+	  docker build -f images/$$role/Dockerfile -t $(IMAGE_REPOSITORY)/$$role:$(IMAGE_TAG) . ; \
+	done
 
 airflow-ui: install  ## run Airflow's UI + scheduler on http://127.0.0.1:8080 until Ctrl-C
 	$(BIN)/python -m domainllm_operators.local_stack up --port 8080
