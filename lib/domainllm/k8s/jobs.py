@@ -158,7 +158,7 @@ def trainjob(request: LaunchRequest, target: PodTarget, name: str) -> list[dict[
             "annotations": annotations(request, target)}  # fmt: skip
     if target.k8s.training.gang == "kueue" and target.k8s.training.queue:
         meta["labels"]["kueue.x-k8s.io/queue-name"] = target.k8s.training.queue
-    env = [e for e in main["env"] if "value" in e]
+    env = [e for e in main["env"] if e["name"] != "NODE_RANK"]  # the runtime sets torchrun's PET_* itself
     return [{
         "apiVersion": "trainer.kubeflow.org/v1alpha1",
         "kind": "TrainJob",
