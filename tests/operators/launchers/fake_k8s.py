@@ -45,6 +45,21 @@ def _matches(labels: dict[str, str], selector: str) -> bool:
     return True
 
 
+def rbac_request(method: str, path: str, query: dict[str, list[str]]) -> tuple[str, str, str]:
+    """(API group, resource, verb) of a request, as the API server's authorizer sees it."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "api":  # /api/v1/namespaces/ns/<resource>[/name[/sub]]
+        group, rest = "", parts[4:]
+    else:  # /apis/<group>/<version>/namespaces/ns/<resource>[/name[/sub]]
+        group, rest = parts[1], parts[5:]
+    resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 and rest[2] != "status" else "")
+    named = len(rest) > 1
+    verb = {"POST": "create", "PATCH": "patch", "DELETE": "delete", "PUT": "update"}.get(method)
+    if verb is None:
+        verb = "watch" if (query.get("watch") or [""])[0].lower() == "true" else ("get" if named else "list")
+    return group, resource, verb
+
+
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason, "code": code}
 
@@ -64,6 +79,8 @@ class FakeCluster:
         self.events: list[dict[str, Any]] = []
         self.logs: dict[str, list[str]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.authorized: set[tuple[str, str, str]] = set()
+        """(group, resource, verb) of every request: what RBAC must allow."""
         self.deleted: list[tuple[str, str, dict[str, list[str]]]] = []
         self.created: list[tuple[str, str]] = []
         self.threads: list[threading.Thread] = []
@@ -270,6 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         c = self.cluster
         c.requests.append((method, url.path))
+        c.authorized.add(rbac_request(method, url.path, query))
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/(pods|services|events)(?:/([^/]+))?(?:/(log))?", url.path)
         b = re.fullmatch(r"/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+))?(?:/status)?", url.path)
         x = re.fullmatch(r"/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/]+)(?:/([^/]+))?", url.path)

@@ -15,8 +15,9 @@ import pytest
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 
 from domainllm.k8s.pod import LABEL_ATTEMPT, LABEL_CHECKED, PodTarget, stage_pod
+from domainllm.k8s.rbac import LAUNCHER_RULES
 from domainllm.launch import USER_ERROR, LaunchRequest
-from domainllm.spec.kubernetes import KubernetesConfig
+from domainllm.spec.kubernetes import KubernetesConfig, TrainingJobs
 from domainllm.spec.runtime import NodePool, Resources
 from domainllm_operators.launchers.kubernetes import KubernetesLauncher
 from tests.operators.launchers.fake_k8s import FakeApiServer, FakeCluster
@@ -63,8 +64,13 @@ def _launcher(server: FakeApiServer, k8s: KubernetesConfig = K8S) -> KubernetesL
     return KubernetesLauncher(PodTarget(k8s, "spec.yaml", "mlflow-parent-1"), hook=hook)
 
 
+CLUSTERS: list[FakeCluster] = []
+"""Every fake cluster a test talked to (the RBAC test reads what was asked of them)."""
+
+
 def _run(kubelet, request: LaunchRequest, log, k8s: KubernetesConfig = K8S, before=None):
     cluster = FakeCluster(kubelet)
+    CLUSTERS.append(cluster)
     handles: list[dict] = []
     with FakeApiServer(cluster) as server:
         if before is not None:
@@ -251,6 +257,7 @@ def works_until_deleted(cluster: FakeCluster, name: str) -> None:
 def _killed_while_running(request: LaunchRequest, log):
     """Launches in a thread, kills once the container has logged, waits for launch to return."""
     cluster = FakeCluster(works_until_deleted)
+    CLUSTERS.append(cluster)
     handles: list[dict] = []
     out: dict = {}
     with FakeApiServer(cluster) as server:
@@ -279,16 +286,17 @@ def _rank(pod: dict) -> int:
     return int(pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"])
 
 
-def test_a_multi_node_job_runs_every_rank_and_is_cleaned_up(log) -> None:
-    def rank_runs(cluster: FakeCluster, name: str) -> None:
-        rank = _rank(cluster.pods[name])
-        cluster.schedule(name, f"gpu-node-{rank}")
-        cluster.start(name)
-        time.sleep(0.2)
-        cluster.log(name, f"rank {rank}: loss 2.31")
-        time.sleep(0.1)
-        cluster.exit(name, 0)
+def rank_runs(cluster: FakeCluster, name: str) -> None:
+    rank = _rank(cluster.pods[name])
+    cluster.schedule(name, f"gpu-node-{rank}")
+    cluster.start(name)
+    time.sleep(0.2)
+    cluster.log(name, f"rank {rank}: loss 2.31")
+    time.sleep(0.1)
+    cluster.exit(name, 0)
 
+
+def test_a_multi_node_job_runs_every_rank_and_is_cleaned_up(log) -> None:
     cluster, result, handles = _run(rank_runs, _request(nodes=2, gpus=8), log)
     assert result.exit_code == 0, result.failure
     job = handles[0]["name"]
@@ -340,3 +348,25 @@ def test_a_task_kill_deletes_the_job_and_its_service(log) -> None:
     cluster, result, job = _killed_while_running(_request(nodes=2), log)
     assert ("job", job, {"gracePeriodSeconds": ["5"], "propagationPolicy": ["Foreground"]}) in cluster.deleted
     assert job not in cluster.jobs and not cluster.pods and job not in cluster.services and result.failure.reason == "Killed"
+
+
+def test_a_volcano_gang_gets_its_pod_group_with_the_job(log) -> None:
+    volcano = K8S.model_copy(update={"training": TrainingJobs(gang="volcano", queue="research")})
+    cluster, result, handles = _run(rank_runs, _request(nodes=2), log, k8s=volcano)
+    assert result.exit_code == 0
+    assert ("podgroups", handles[0]["name"]) in cluster.created and not cluster.custom  # gone with its Job
+
+
+def test_the_launcher_needs_exactly_the_rbac_it_is_granted(log) -> None:
+    """Replays the scenarios that make every kind of call and compares the calls with the
+    rules the deploy grants (`domainllm.k8s.rbac`): none missing, none unused."""
+    CLUSTERS.clear()
+    test_a_restarted_worker_reattaches_instead_of_starting_a_duplicate(log)
+    test_oomkilled_is_not_retried_and_the_pod_is_kept_for_inspection(log)
+    test_a_task_kill_deletes_the_pod(log)
+    test_a_failed_rank_fails_the_whole_job_and_says_which(log)
+    test_a_volcano_gang_gets_its_pod_group_with_the_job(log)
+    test_a_task_kill_deletes_the_job_and_its_service(log)
+    asked = set().union(*(c.authorized for c in CLUSTERS))
+    granted = {(group, resource, verb) for (group, resource), verbs in LAUNCHER_RULES.items() for verb in verbs}
+    assert asked == granted, {"not granted": asked - granted, "granted, never used": granted - asked}
