@@ -1,0 +1,121 @@
+{{/* What every Airflow container shares: image, environment, mounts. */}}
+
+{{- define "domainllm.airflow.env" -}}
+- name: AIRFLOW__CORE__EXECUTOR
+  value: LocalExecutor
+- name: AIRFLOW__CORE__PARALLELISM
+  value: {{ .Values.airflow.parallelism | quote }}
+- name: AIRFLOW__CORE__DEFAULT_TASK_RETRIES
+  value: {{ .Values.airflow.defaultTaskRetries | quote }}
+- name: AIRFLOW__CORE__EXECUTION_API_SERVER_URL
+  value: {{ printf "http://%s-airflow-api:%v/execution/" (include "domainllm.fullname" .) .Values.airflow.apiServer.port | quote }}
+- name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.airflow.database.secretName }}, key: {{ .Values.airflow.database.secretKey }}}
+- name: AIRFLOW__CORE__FERNET_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.airflow.keysSecretName }}, key: fernet-key}
+- name: AIRFLOW__API_AUTH__JWT_SECRET
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.airflow.keysSecretName }}, key: jwt-secret}
+- name: AIRFLOW__LOGGING__BASE_LOG_FOLDER
+  value: /opt/airflow/logs
+- name: DOMAINLLM_HOME
+  value: {{ .Values.home.mountPath | quote }}
+- name: DOMAINLLM_SPEC
+  value: {{ .Values.specs.default | quote }}
+- name: MLFLOW_TRACKING_URI
+  value: {{ printf "http://%s-mlflow:%v" (include "domainllm.fullname" .) .Values.mlflow.port | quote }}
+{{- range $name, $value := .Values.airflow.extraEnv }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "domainllm.airflow.envFrom" -}}
+{{- with .Values.airflow.extraEnvFrom }}
+envFrom:
+{{- range . }}
+  - secretRef:
+      name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "domainllm.airflow.mounts" -}}
+- {name: airflow-home, mountPath: /opt/airflow}
+- {name: tmp, mountPath: /tmp}
+- {name: home, mountPath: {{ .Values.home.mountPath }}}
+- {name: specs, mountPath: {{ .Values.specs.mountPath }}, readOnly: true}
+{{- end -}}
+
+{{- define "domainllm.airflow.volumes" -}}
+- {name: airflow-home, emptyDir: {}}
+- {name: tmp, emptyDir: {}}
+- name: home
+  persistentVolumeClaim: {claimName: {{ include "domainllm.homeClaim" . }}}
+- name: specs
+  configMap: {name: {{ .Values.specs.configMapName }}}
+{{- end -}}
+
+{{/* A Deployment of one Airflow component: (dict "root" $ "component" "scheduler" "command" list "values" dict "probe" dict). */}}
+{{- define "domainllm.airflow.deployment" -}}
+{{- $root := .root -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "domainllm.fullname" $root }}-airflow-{{ .component }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "domainllm.labels" $root | nindent 4 }}
+    app.kubernetes.io/component: airflow-{{ .component }}
+spec:
+  replicas: {{ .replicas | default 1 }}
+  {{- if eq (int (.replicas | default 1)) 1 }}
+  strategy: {type: Recreate}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "domainllm.selector" (dict "root" $root "component" (printf "airflow-%s" .component)) | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "domainllm.labels" $root | nindent 8 }}
+        app.kubernetes.io/component: airflow-{{ .component }}
+    spec:
+      serviceAccountName: {{ $root.Values.serviceAccounts.airflow }}
+      securityContext:
+        {{- include "domainllm.podSecurityContext" (dict "uid" 50000 "gid" 0) | nindent 8 }}
+      {{- include "domainllm.pullSecrets" $root | nindent 6 }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "domainllm.image" (dict "root" $root "role" "airflow") }}
+          imagePullPolicy: {{ $root.Values.images.pullPolicy }}
+          args: {{ toJson .command }}
+          env:
+            {{- include "domainllm.airflow.env" $root | nindent 12 }}
+          {{- include "domainllm.airflow.envFrom" $root | nindent 10 }}
+          {{- with .port }}
+          ports:
+            - {name: http, containerPort: {{ . }}}
+          {{- end }}
+          {{- toYaml .probes | nindent 10 }}
+          resources:
+            {{- include "domainllm.resources" .resources | nindent 12 }}
+          securityContext:
+            {{- include "domainllm.containerSecurityContext" $root | nindent 12 }}
+          volumeMounts:
+            {{- include "domainllm.airflow.mounts" $root | nindent 12 }}
+      volumes:
+        {{- include "domainllm.airflow.volumes" $root | nindent 8 }}
+{{- end -}}
+
+{{- define "domainllm.airflow.jobCheck" -}}
+livenessProbe:
+  exec:
+    command: [airflow, jobs, check, --job-type, {{ . }}, --local]
+  initialDelaySeconds: 60
+  periodSeconds: 60
+  timeoutSeconds: 30
+  failureThreshold: 5
+{{- end -}}
