@@ -5,7 +5,10 @@ secrets are only referenced, and the Role grants exactly what the launcher calls
 
 from __future__ import annotations
 
+import json
 import re
+import tempfile
+from pathlib import Path
 
 import helm_python as helm
 import pytest
@@ -13,6 +16,7 @@ import yaml
 
 from domainllm.k8s.rbac import LAUNCHER_RULES
 from domainllm.k8s.validate import DEFAULT_VERSIONS, validate_objects
+from domainllm.serve.gateway.routes import read_routes
 from tests.conftest import REPO
 
 CHART = REPO / "helm" / "domainllm"
@@ -29,7 +33,22 @@ VALUE_SETS = {
                     "extraEnvFrom": ["airflow-extra"]},
         "serviceAccounts": {"stageAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/domainllm"}},
     },
+    "gpu-serving-canary": {
+        "serving": {"enabled": True, "vllm": {"replicas": 2, "gpus": 2, "args": ["--max-model-len", "8192"],
+                                              "canary": {"weight": 10}}},
+        "gpuNodePool": {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+                        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+        "networkPolicies": {"clientPeers": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}]},
+    },
+    "no-network-policies": {"networkPolicies": {"enabled": False}, "serving": {"enabled": True}},
 }  # fmt: skip
+
+
+def read_routes_from(text: str) -> list:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "routes.json"
+        path.write_text(text)
+        return read_routes(path)
 
 
 def render(values: dict) -> list[dict]:
@@ -100,3 +119,32 @@ def test_images_come_from_one_place_and_pods_are_locked_down() -> None:
     assert env["DOMAINLLM_HOME"]["value"] == "/data/domainllm" and env["AIRFLOW__CORE__EXECUTOR"]["value"] == "LocalExecutor"
     specs = next(d for d in docs if d["kind"] == "ConfigMap")
     assert set(specs["data"]) == {"spec.yaml", "spec.k8s.yaml"} and "extends: spec.yaml" in specs["data"]["spec.k8s.yaml"]
+
+
+def test_serving_splits_traffic_by_the_canary_weight_on_gpu_nodes() -> None:
+    docs = render(VALUE_SETS["gpu-serving-canary"])
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    routes = json.loads(by_name["ConfigMap", "rel-domainllm-routes"]["data"]["routes.json"])["routes"]
+    assert [(r["name"], r["version"], r["weight"]) for r in routes] == [("stable", "1", 100), ("canary", "2", 10)]
+    assert routes[1]["base_url"] == "http://rel-domainllm-vllm-canary:8000/v1"
+    read_routes_from(by_name["ConfigMap", "rel-domainllm-routes"]["data"]["routes.json"])  # the gateway's own parser takes it
+    canary = by_name["Deployment", "rel-domainllm-vllm-canary"]["spec"]["template"]["spec"]
+    vllm = canary["containers"][0]
+    assert vllm["args"][:3] == ["/var/lib/domainllm/artifacts/registry/perl-assistant/v2", "--served-model-name", "perl-assistant"]
+    assert vllm["args"][-2:] == ["--max-model-len", "8192"] and "--tensor-parallel-size" in vllm["args"]
+    assert vllm["resources"]["limits"]["nvidia.com/gpu"] == 2 and vllm["startupProbe"]["failureThreshold"] == 120
+    assert canary["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"} and canary["tolerations"]
+    assert {name for kind, name in by_name if kind == "PodDisruptionBudget"} == {
+        "rel-domainllm-airflow-api", "rel-domainllm-gateway", "rel-domainllm-vllm-stable", "rel-domainllm-vllm-canary"}
+    no_canary = render({"serving": {"enabled": True}})
+    assert not [d for d in no_canary if d["metadata"]["name"].endswith("vllm-canary")]  # weight 0: not deployed
+
+
+def test_network_policies_deny_by_default_and_open_what_each_serves() -> None:
+    docs = render(VALUE_SETS["gpu-serving-canary"])
+    policies = {d["metadata"]["name"].removeprefix("rel-domainllm-"): d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"default-deny", "airflow-api", "airflow-logs", "mlflow", "gateway", "vllm"}
+    assert "ingress" not in policies["default-deny"] and policies["default-deny"]["policyTypes"] == ["Ingress"]
+    assert policies["vllm"]["ingress"][0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
+    assert policies["gateway"]["ingress"][0]["from"] == VALUE_SETS["gpu-serving-canary"]["networkPolicies"]["clientPeers"]
+    assert not [d for d in render(VALUE_SETS["no-network-policies"]) if d["kind"] == "NetworkPolicy"]
