@@ -14,9 +14,12 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum
 SERVE_VENV  := .venv-serve
 SERVE_STAMP := $(SERVE_VENV)/.installed-$(shell cat constraints-serve.txt | sha1sum | cut -c1-12)
 export DOMAINLLM_VLLM_PYTHON ?= $(CURDIR)/$(SERVE_VENV)/bin/python
+# checkov for the chart's tests, in its own venv too (its pins conflict with constraints.txt).
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat constraints-checkov.txt | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help install serve-env demo dags-test test test-fast lint lock images airflow-ui mlflow-ui clean
+.PHONY: help install serve-env checkov-env demo dags-test test test-fast lint lock images airflow-ui mlflow-ui clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +48,14 @@ $(SERVE_STAMP): constraints-serve.txt
 	$(SERVE_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec triton $(QUIET_PIP)
 	@touch $@
 
+checkov-env: $(CHECKOV_STAMP)  ## create .venv-checkov with checkov, for the chart's tests
+
+$(CHECKOV_STAMP): constraints-checkov.txt
+	@rm -f $(CHECKOV_VENV)/.installed-*
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q -c constraints-checkov.txt checkov $(QUIET_PIP)
+	@touch $@
+
 demo: install serve-env  ## run domain_llm end to end, serve the model, then one data-flywheel cycle
 	$(BIN)/domainllm demo corpora --out $(DOMAINLLM_HOME)/demo/corpora
 	$(BIN)/python -m domainllm_operators.local_stack demo --spec examples/demo/spec.yaml --run-id demo \
@@ -54,7 +65,7 @@ dags-test: install  ## run domain_llm in one process with `airflow dags test` (n
 	$(BIN)/domainllm demo corpora --out $(DOMAINLLM_HOME)/demo/corpora
 	$(BIN)/python -m domainllm_operators.local_stack dags-test --spec examples/demo/spec.yaml --run-id demo
 
-test: install serve-env  ## run every test, slow end-to-end ones included
+test: install serve-env checkov-env  ## run every test, slow end-to-end ones included
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
 
 test-fast: install  ## skip the slow end-to-end tests

@@ -69,6 +69,8 @@ metadata:
   labels:
     {{- include "domainllm.labels" $root | nindent 4 }}
     app.kubernetes.io/component: airflow-{{ .component }}
+  annotations:
+    {{- include "domainllm.checkovSkips" (concat (list "secretsInEnv" "digest") (.skips | default list)) | nindent 4 }}
 spec:
   replicas: {{ .replicas | default 1 }}
   {{- if eq (int (.replicas | default 1)) 1 }}
@@ -84,6 +86,7 @@ spec:
         app.kubernetes.io/component: airflow-{{ .component }}
     spec:
       serviceAccountName: {{ $root.Values.serviceAccounts.airflow }}
+      automountServiceAccountToken: {{ .apiAccess | default false }}
       securityContext:
         {{- include "domainllm.podSecurityContext" (dict "uid" 50000 "gid" 0) | nindent 8 }}
       {{- include "domainllm.pullSecrets" $root | nindent 6 }}
@@ -111,11 +114,7 @@ spec:
 {{- end -}}
 
 {{- define "domainllm.airflow.jobCheck" -}}
-livenessProbe:
-  exec:
-    command: [airflow, jobs, check, --job-type, {{ . }}, --local]
-  initialDelaySeconds: 60
-  periodSeconds: 60
-  timeoutSeconds: 30
-  failureThreshold: 5
+{{- $check := dict "exec" (dict "command" (list "airflow" "jobs" "check" "--job-type" . "--local")) "periodSeconds" 60 "timeoutSeconds" 30 -}}
+livenessProbe: {{ merge (dict "initialDelaySeconds" 60 "failureThreshold" 5) $check | toJson }}
+readinessProbe: {{ merge (dict "initialDelaySeconds" 30) $check | toJson }}
 {{- end -}}

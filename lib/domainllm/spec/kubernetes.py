@@ -145,9 +145,9 @@ class KubernetesConfig(Section):
     MLflow credentials, a judge's API key)."""
     secret_env: dict[str, SecretKey] = Field(default_factory=dict)
     """Single variables from one key of a Secret: `{JUDGE_API_KEY: {secret: judge, key: token}}`."""
-    run_as_user: int = Field(default=1000, ge=1)
-    run_as_group: int = Field(default=1000, ge=1)
-    fs_group: int = Field(default=1000, ge=1)
+    run_as_user: int = Field(default=10001, ge=1)
+    run_as_group: int = Field(default=10001, ge=1)
+    fs_group: int = Field(default=10001, ge=1)
     read_only_root_filesystem: bool = True
     """The image's filesystem read-only; `/tmp`, the cache and `/dev/shm` are writable."""
     cleanup: Literal["delete", "delete_succeeded", "keep"] = "delete_succeeded"
