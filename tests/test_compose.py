@@ -2,7 +2,7 @@
 .env.example it is a valid Compose file (compose-spec's strict parser: unknown keys, wrong
 types, undefined volumes or configs fail); every secret comes from .env and a missing one
 stops compose with a message; every long-running service has a healthcheck and a restart
-policy; ports bind to localhost; images are ours, built from images/; the spec it runs loads."""
+policy; ports bind to localhost; everything that shares the home volume runs as one uid; images are ours, built from images/; the spec it runs loads."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def env_example() -> dict[str, str]:
 def test_valid_with_the_example_environment() -> None:
     compose = PyOptions(apply_merge=True).from_yaml(interpolate(COMPOSE.read_text(), env_example()))
     compose.validate()
-    assert set(compose.service_names()) == {"postgres", "airflow-init", "airflow-api-server", "airflow-scheduler",
+    assert set(compose.service_names()) == {"postgres", "home-init", "airflow-init", "airflow-api-server", "airflow-scheduler",
                                             "airflow-dag-processor", "airflow-triggerer", "mlflow", "vllm", "gateway"}
 
 
@@ -91,8 +91,8 @@ def test_every_secret_comes_from_env_and_a_missing_one_is_named() -> None:
 def test_services_are_supervised_and_local() -> None:
     doc = yaml.safe_load(interpolate(COMPOSE.read_text(), env_example()))  # resolves the `<<:` merges
     for name, service in doc["services"].items():
-        if name == "airflow-init":
-            assert service["restart"] == "no" and service["command"] == ["db", "migrate"]
+        if name in ("home-init", "airflow-init"):  # one-shot
+            assert service["restart"] == "no"
             continue
         assert service["restart"] == "unless-stopped", name
         if name != "gateway":  # the gateway waits on vLLM's health; its own is the image's HEALTHCHECK
@@ -102,6 +102,8 @@ def test_services_are_supervised_and_local() -> None:
         if name != "postgres":
             assert service["image"].startswith("domainllm/"), name
     assert doc["services"]["airflow-scheduler"]["build"]["args"] == {"DOMAINLLM_EXTRAS": "all"}
+    sharing = [n for n, s in doc["services"].items() if any(v.startswith("home:") for v in s.get("volumes", []))]
+    assert {doc["services"][n].get("user", "50000:0") for n in sharing if n != "home-init"} == {"50000:0"}
     assert doc["services"]["vllm"]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     spec_path = doc["services"]["airflow-scheduler"]["environment"]["DOMAINLLM_SPEC"]
     spec = load_spec(REPO / Path(spec_path).relative_to("/opt/domainllm"))

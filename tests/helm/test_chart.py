@@ -22,7 +22,7 @@ from tests.conftest import REPO
 CHART = REPO / "helm" / "domainllm"
 VALUE_SETS = {
     "defaults": {},
-    "existing-claim-private-registry": {
+    "external-db-s3-private-registry": {
         "images": {"registry": "registry.internal:5000", "repository": "ml/domainllm", "tag": "0.1.0-rc1",
                    "pullPolicy": "Always", "pullSecrets": ["regcred"]},
         "home": {"existingClaim": "shared-nfs", "mountPath": "/data/domainllm"},
@@ -32,8 +32,10 @@ VALUE_SETS = {
         "airflow": {"apiServer": {"replicas": 1}, "extraEnv": {"AIRFLOW__CORE__DAG_CONCURRENCY": "16"},
                     "extraEnvFrom": ["airflow-extra"]},
         "serviceAccounts": {"stageAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/domainllm"}},
+        "mlflow": {"backendSecretName": "rds-mlflow", "artifactsDestination": "s3://ml-artifacts/mlflow",
+                   "artifactsSecretName": "s3-credentials"},
     },
-    "gpu-serving-canary": {
+    "gpu-canary": {
         "serving": {"enabled": True, "vllm": {"replicas": 2, "gpus": 2, "args": ["--max-model-len", "8192"],
                                               "canary": {"weight": 10}}},
         "gpuNodePool": {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
@@ -101,7 +103,7 @@ def test_every_value_is_documented() -> None:
 
 
 def test_images_come_from_one_place_and_pods_are_locked_down() -> None:
-    docs = render(VALUE_SETS["existing-claim-private-registry"])
+    docs = render(VALUE_SETS["external-db-s3-private-registry"])
     pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("Deployment", "Job")]
     images = {c["image"] for p in pods for c in p["containers"]}
     assert images == {"registry.internal:5000/ml/domainllm/airflow:0.1.0-rc1", "registry.internal:5000/ml/domainllm/worker:0.1.0-rc1"}
@@ -122,7 +124,7 @@ def test_images_come_from_one_place_and_pods_are_locked_down() -> None:
 
 
 def test_serving_splits_traffic_by_the_canary_weight_on_gpu_nodes() -> None:
-    docs = render(VALUE_SETS["gpu-serving-canary"])
+    docs = render(VALUE_SETS["gpu-canary"])
     by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
     routes = json.loads(by_name["ConfigMap", "rel-domainllm-routes"]["data"]["routes.json"])["routes"]
     assert [(r["name"], r["version"], r["weight"]) for r in routes] == [("stable", "1", 100), ("canary", "2", 10)]
@@ -141,10 +143,10 @@ def test_serving_splits_traffic_by_the_canary_weight_on_gpu_nodes() -> None:
 
 
 def test_network_policies_deny_by_default_and_open_what_each_serves() -> None:
-    docs = render(VALUE_SETS["gpu-serving-canary"])
+    docs = render(VALUE_SETS["gpu-canary"])
     policies = {d["metadata"]["name"].removeprefix("rel-domainllm-"): d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
     assert set(policies) == {"default-deny", "airflow-api", "airflow-logs", "mlflow", "gateway", "vllm"}
     assert "ingress" not in policies["default-deny"] and policies["default-deny"]["policyTypes"] == ["Ingress"]
     assert policies["vllm"]["ingress"][0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
-    assert policies["gateway"]["ingress"][0]["from"] == VALUE_SETS["gpu-serving-canary"]["networkPolicies"]["clientPeers"]
+    assert policies["gateway"]["ingress"][0]["from"] == VALUE_SETS["gpu-canary"]["networkPolicies"]["clientPeers"]
     assert not [d for d in render(VALUE_SETS["no-network-policies"]) if d["kind"] == "NetworkPolicy"]
