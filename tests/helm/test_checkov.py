@@ -1,7 +1,8 @@
-"""checkov on everything the chart renders, for every value set: no failed check, and every
-skip carries its reason in the chart (a `checkov.io/skipN` annotation). checkov runs from its
-own environment (`make checkov-env`: its pins conflict with ours). A deliberately careless
-Deployment in the same run shows the checks do fire."""
+"""checkov on everything we send a cluster: the chart for every value set, and every pod and
+job a run of the cluster demo spec creates (`domainllm k8s render`, GPU pools + InfiniBand).
+No failed check, and every skip carries its reason in what we render (a `checkov.io/skipN`
+annotation). checkov runs from its own environment (`make checkov-env`: its pins conflict
+with ours). A deliberately careless Deployment in the same run shows the checks do fire."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from domainllm.k8s.render import render_run
+from domainllm.spec import load_spec
 from tests.conftest import REPO
 from tests.helm.test_chart import VALUE_SETS, render
 
@@ -23,18 +26,24 @@ CARELESS = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": 
 
 
 @pytest.mark.skipif(not CHECKOV.exists(), reason="no checkov environment: `make checkov-env` (make test builds it)")
-def test_checkov_passes_on_every_value_set_with_justified_skips(tmp_path: Path) -> None:
+def test_checkov_passes_on_what_we_send_with_justified_skips(home: Path, tmp_path: Path) -> None:
     for name, values in VALUE_SETS.items():
-        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump_all(render(values), sort_keys=False))
+        (tmp_path / f"chart-{name}.yaml").write_text(yaml.safe_dump_all(render(values), sort_keys=False))
+    spec = load_spec(REPO / "examples" / "demo" / "spec.k8s.yaml")
+    for i, item in enumerate(render_run(spec, "spec.k8s.yaml", "demo")):
+        (tmp_path / f"run-{i:02d}-{item.request.name}.yaml").write_text(yaml.safe_dump_all(item.objects, sort_keys=False))
     (tmp_path / "careless.yaml").write_text(yaml.safe_dump(CARELESS))
     done = subprocess.run([str(CHECKOV), "-d", str(tmp_path), "--framework", "kubernetes", "--compact", "-o", "json",
                            "--skip-download"], capture_output=True, text=True, timeout=300)  # fmt: skip
     report = json.loads(done.stdout)
     summary, results = report["summary"], report["results"]
-    assert summary["parsing_errors"] == 0 and summary["resource_count"] > 100
+    assert summary["parsing_errors"] == 0 and summary["resource_count"] > 150
     failed = [(f["check_id"], f["resource"], f["file_path"]) for f in results["failed_checks"]]
     assert failed and all(path.endswith("/careless.yaml") for _, _, path in failed), failed  # only the careless one
     assert {"CKV_K8S_16", "CKV_K8S_14"} <= {check for check, _, _ in failed}  # privileged, :latest
     skipped = results["skipped_checks"]
     assert skipped and all(s["check_result"].get("suppress_comment", "").strip() for s in skipped)
-    assert {s["check_id"] for s in skipped} == {"CKV_K8S_43", "CKV_K8S_35", "CKV_K8S_38"}
+    chart = {s["check_id"] for s in skipped if "/chart-" in s["file_path"]}
+    assert chart == {"CKV_K8S_43", "CKV_K8S_35", "CKV_K8S_38"}
+    stage_pods = {s["check_id"] for s in skipped if "/run-" in s["file_path"]}
+    assert stage_pods == {"CKV_K8S_8", "CKV_K8S_9", "CKV_K8S_15", "CKV_K8S_25", "CKV_K8S_35", "CKV_K8S_43", "CKV2_K8S_6"}
