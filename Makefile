@@ -80,7 +80,7 @@ $(CHECKOV_STAMP): constraints-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install -q -c constraints-checkov.txt checkov $(QUIET_PIP)
 	@touch $@
 
-demo: install serve-env  ## run domain_llm end to end, serve the model, then one data-flywheel cycle
+demo: install serve-env quant-env  ## run domain_llm end to end, serve the model, then one data-flywheel cycle
 	$(BIN)/domainllm demo corpora --out $(DOMAINLLM_HOME)/demo/corpora
 	$(BIN)/python -m domainllm_operators.local_stack demo --spec examples/demo/spec.yaml --run-id demo \
 		--synopses $(DOMAINLLM_HOME)/demo/corpora/perl-synopses.jsonl
@@ -89,7 +89,7 @@ dags-test: install  ## run domain_llm in one process with `airflow dags test` (n
 	$(BIN)/domainllm demo corpora --out $(DOMAINLLM_HOME)/demo/corpora
 	$(BIN)/python -m domainllm_operators.local_stack dags-test --spec examples/demo/spec.yaml --run-id demo
 
-test: install serve-env checkov-env  ## run every test, slow end-to-end ones included
+test: install serve-env quant-env checkov-env  ## run every test, slow end-to-end ones included
 	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
 
 test-fast: install  ## skip the slow end-to-end tests

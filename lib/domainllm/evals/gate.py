@@ -86,17 +86,17 @@ def decide(rules: list[Rule], scores: dict[str, dict[str, list[float]]], *, conf
     return decision
 
 
-def paired(by: dict[str, dict[str, dict[str, float]]]) -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
+def paired(by: dict[str, dict[str, dict[str, float]]], reference: str = "candidate") -> tuple[dict[str, dict[str, list[float]]], dict[str, int]]:
     """by[metric][role][item_id] -> (scores[metric][role] over the same items in the same order,
     items left out per metric because some model has no score for them: NaN, a judge reply that
-    could not be read). ValueError when the roles were scored on different items."""
+    could not be read). ValueError when the roles were scored on different items than `reference`."""
     scores: dict[str, dict[str, list[float]]] = {}
     left_out: dict[str, int] = {}
     for metric, roles in sorted(by.items()):
-        ids = sorted(roles["candidate"])
+        ids = sorted(roles[reference])
         for role, items in roles.items():
             if sorted(items) != ids:
-                raise ValueError(f"{metric} was scored on different items for {role} and the candidate; rerun the eval stages")
+                raise ValueError(f"{metric} was scored on different items for {role} and the {reference}; rerun the eval stages")
         scored = [i for i in ids if not any(math.isnan(items[i]) for items in roles.values())]
         if not scored:
             raise ValueError(f"{metric} has no item scored for every model (see the eval stage's `unscored` count)")

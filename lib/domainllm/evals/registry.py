@@ -35,15 +35,16 @@ class RegisteredModel:
     """The pipeline run that trained it."""
 
 
-def store_model(spec: Spec, location: str, fingerprint: str) -> str:
-    """Copies the model folder at `location` to the registry's store once (a copy in progress
-    is never taken for a finished one: `_COMPLETE` is written last) and returns the copy's URL.
-    A LoRA-trained model's copy also holds its adapter's base model, under `base/`."""
+def store_model(spec: Spec, location: str, fingerprint: str, name: str | None = None) -> str:
+    """Copies the model folder at `location` to the registry's store of the registered model
+    `name` (default: the spec's) once (a copy in progress is never taken for a finished one:
+    `_COMPLETE` is written last) and returns the copy's URL. A LoRA-trained model's copy also
+    holds its adapter's base model, under `base/`."""
     import uuid
 
     from domainllm.artifacts.fs import join, url_to_fs
 
-    dest = join(spec.artifact_root, "registry", spec.name, fingerprint[:16])
+    dest = join(spec.artifact_root, "registry", name or spec.name, fingerprint[:16])
     fs, path = url_to_fs(dest)
     if fs.exists(join(path, COMPLETE)):
         return dest

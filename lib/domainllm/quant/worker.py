@@ -10,6 +10,7 @@ seconds, bytes. Exit status 1 when a variant failed, 0 otherwise."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,10 +34,8 @@ def environment() -> dict[str, Any]:
 
     versions = {}
     for name in _PACKAGES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     return {"versions": versions, "device": device}
 
@@ -84,7 +83,7 @@ def write_results(out: str, results: list[dict[str, Any]], env: dict[str, Any]) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stdout)
     with open((argv or sys.argv[1:])[0]) as fh:
         job = json.load(fh)
     import torch

@@ -11,6 +11,7 @@ from domainllm.spec.base_model import BaseModelConfig
 from domainllm.spec.data import DataConfig
 from domainllm.spec.evals import EvalConfig
 from domainllm.spec.flywheel import FlywheelConfig
+from domainllm.spec.quantize import QuantizeConfig
 from domainllm.spec.runtime import RuntimeConfig
 from domainllm.spec.serving import ServingConfig
 from domainllm.spec.sources import Source
@@ -32,6 +33,8 @@ class Spec(Section):
     """CPT -> SFT -> DPO: recipes, optimizer, LoRA, DeepSpeed, checkpoints."""
     evals: EvalConfig = EvalConfig()
     """Evaluation suites with fixed decoding, and the promotion gate."""
+    quantize: QuantizeConfig = QuantizeConfig()
+    """8- and 4-bit variants of each promoted model (vLLM and GGUF), registered and evaluated."""
     serving: ServingConfig = ServingConfig()
     """How vLLM serves a model version."""
     flywheel: FlywheelConfig = FlywheelConfig()

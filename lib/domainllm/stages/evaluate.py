@@ -66,8 +66,6 @@ class EvalStage(ABC):
         return roles
 
     def run(self, ctx: StageContext) -> StageResult:
-        from domainllm.evals.suites import ITEM_SCHEMA
-
         if not self.suite_config(ctx.spec).enabled:
             return StageResult(info={"enabled": False})
         roles = self.roles(ctx)
@@ -75,16 +73,24 @@ class EvalStage(ABC):
         for role, location in roles.items():
             with local_model(location) as path:
                 rows.extend(self.rows(ctx, role, path))
-        write_parquet(ctx.out.fs, ctx.out.file(ITEMS_FILE), pa.Table.from_pylist(rows, schema=ITEM_SCHEMA))
-        sums: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for r in rows:
-            sums[(r["role"], r["metric"])].append(r["score"])
-        metrics = {f"{role}.{metric}": mean_scored(v) for (role, metric), v in sums.items()}
-        items = {metric: len(v) for (role, metric), v in sums.items() if role == "candidate"}
-        unscored = sum(math.isnan(r["score"]) for r in rows)  # a judge reply that could not be read
-        return StageResult(counts={"items": len(rows), "unscored": unscored, **{f"items.{m}": n for m, n in items.items()}},
-                           metrics={k: v for k, v in metrics.items() if not math.isnan(v)},
-                           info={"enabled": True, "roles": roles, "items_file": ITEMS_FILE})  # fmt: skip
+        counts, metrics = write_items(ctx, rows, "candidate")
+        return StageResult(counts=counts, metrics=metrics, info={"enabled": True, "roles": roles, "items_file": ITEMS_FILE})
+
+
+def write_items(ctx: StageContext, rows: list[dict], counted_role: str) -> tuple[dict[str, int], dict[str, float]]:
+    """Saves the per-item rows as `items.parquet`; returns the counts (items per metric of
+    `counted_role`) and the per-role means (`<role>.<metric>`) for the manifest and MLflow."""
+    from domainllm.evals.suites import ITEM_SCHEMA
+
+    write_parquet(ctx.out.fs, ctx.out.file(ITEMS_FILE), pa.Table.from_pylist(rows, schema=ITEM_SCHEMA))
+    sums: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in rows:
+        sums[(r["role"], r["metric"])].append(r["score"])
+    metrics = {f"{role}.{metric}": mean_scored(v) for (role, metric), v in sums.items()}
+    items = {metric: len(v) for (role, metric), v in sums.items() if role == counted_role}
+    unscored = sum(math.isnan(r["score"]) for r in rows)  # a judge reply that could not be read
+    return ({"items": len(rows), "unscored": unscored, **{f"items.{m}": n for m, n in items.items()}},
+            {k: v for k, v in metrics.items() if not math.isnan(v)})  # fmt: skip
 
 
 class EvalPerplexityStage(EvalStage):

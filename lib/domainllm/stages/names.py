@@ -25,6 +25,8 @@ STAGE_IMAGES: dict[str, str] = {
     "eval_judge": "trainer",
     "decoding_search": "trainer",
     "gate": "worker",
+    "quantize": "trainer",
+    "eval_quantized": "trainer",
     "rollout": "serve",
     "data_report": "worker",
     # data_flywheel
@@ -41,7 +43,7 @@ FLYWHEEL_STAGES: tuple[str, ...] = ("harvest", "curate", "sample", "label", "pre
 """The data_flywheel DAG's stages; every other stage is the domain_llm DAG's."""
 DOMAIN_STAGES: tuple[str, ...] = tuple(s for s in STAGE_NAMES if s not in FLYWHEEL_STAGES)
 ROUND_STAGES: tuple[str, ...] = ("dpo_data", "dpo", "eval_perplexity", "eval_code", "eval_choice", "eval_judge",
-                                 "decoding_search", "gate", "rollout")  # fmt: skip
+                                 "decoding_search", "gate", "quantize", "eval_quantized", "rollout")  # fmt: skip
 """What a training round the flywheel starts reruns, on the run that trained the serving version."""
 
 # Stage name -> the stages whose output it reads: the DAG's edges (each stage's
@@ -70,6 +72,8 @@ STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
     "eval_judge": ("dpo", "base_model", "mix"),
     "decoding_search": ("dpo",),
     "gate": ("eval_perplexity", "eval_code", "eval_choice", "eval_judge", "dpo"),
+    "quantize": ("gate", "mix"),
+    "eval_quantized": ("quantize", "mix"),
     "rollout": ("gate",),
     "data_report": ("ingest", "quality", "dedup_clusters", "dedup", "pii", "compliance", "decontaminate", "mix", "pack"),
     "harvest": (),

@@ -31,6 +31,8 @@ _IMPLEMENTATIONS = {
     "eval_judge": "domainllm.stages.evaluate:EvalJudgeStage",
     "decoding_search": "domainllm.stages.decoding_search:DecodingSearchStage",
     "gate": "domainllm.stages.gate:GateStage",
+    "quantize": "domainllm.stages.quantize:QuantizeStage",
+    "eval_quantized": "domainllm.stages.eval_quantized:EvalQuantizedStage",
     "rollout": "domainllm.stages.rollout:RolloutStage",
     "data_report": "domainllm.stages.data_report:DataReportStage",
     "harvest": "domainllm.stages.harvest:HarvestStage",
