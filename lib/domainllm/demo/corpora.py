@@ -54,11 +54,12 @@ def build_corpora(out: Path, *, max_domain_mb: float = 12.0, max_general_mb: flo
     `out/perl-synopses.jsonl` (module synopses, plus a few malformed lines on purpose so
     the demo shows the quarantine) and `out/evals/perl-usage.jsonl` (an evaluation set of
     usage examples taken from every 25th synopsis: the training data holds them, so the
-    decontamination stage has something to remove). Deterministic for a given machine image; when `out`
+    decontamination stage has something to remove) and `out/evals/kb-queries.jsonl` (a labelled
+    retrieval set: a module's one-line description as the query, its synopsis as the answer). Deterministic for a given machine image; when `out`
     already holds corpora built with the same limits it is left untouched, so source
     fingerprints (and therefore the pipeline's stages) stay up to date."""
     marker = out / "_corpora.json"
-    params = {"max_domain_mb": max_domain_mb, "max_general_mb": max_general_mb, "layout": 2}
+    params = {"max_domain_mb": max_domain_mb, "max_general_mb": max_general_mb, "layout": 3}
     if marker.exists():
         previous = json.loads(marker.read_text())
         if previous.get("params") == params:
@@ -89,12 +90,15 @@ def build_corpora(out: Path, *, max_domain_mb: float = 12.0, max_general_mb: flo
 
     records = 0
     evals: list[dict] = []
+    queries: list[dict] = []
     with open(out / "perl-synopses.jsonl", "wb") as fh:
         for pm in sorted((out / "perl").rglob("*.pm")):
             match = _SYNOPSIS.search(pm.read_text(encoding="utf-8", errors="replace"))
             if not match:
                 continue
-            name = match.group(1).split(" - ", 1)[0].strip()
+            name, _, about = (part.strip() for part in match.group(1).partition(" - "))
+            if records % 7 == 0 and len(about.split()) >= 4 and len(queries) < 40:
+                queries.append({"query": about, "relevant": [f"synopsis:{name}"]})
             text = f"{match.group(1).strip()}\n\nSYNOPSIS\n\n{match.group(2).strip()}\n"
             row = {"id": f"synopsis:{name}", "text": text, "module": name, "lang": "en"}
             fh.write(json.dumps(row, ensure_ascii=False).encode() + b"\n")
@@ -112,7 +116,9 @@ def build_corpora(out: Path, *, max_domain_mb: float = 12.0, max_general_mb: flo
     (out / "evals").mkdir()
     with open(out / "evals" / "perl-usage.jsonl", "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(e, ensure_ascii=False) + "\n" for e in evals)
-    summary["evals"] = {"perl-usage": len(evals)}
+    with open(out / "evals" / "kb-queries.jsonl", "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(q, ensure_ascii=False) + "\n" for q in queries)
+    summary["evals"] = {"perl-usage": len(evals), "kb-queries": len(queries)}
     marker.write_text(json.dumps({"params": params, "summary": summary}, sort_keys=True))
     log.info("demo corpora in %s: %s", out, summary)
     return summary

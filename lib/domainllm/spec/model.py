@@ -11,6 +11,7 @@ from domainllm.spec.base_model import BaseModelConfig
 from domainllm.spec.data import DataConfig
 from domainllm.spec.evals import EvalConfig
 from domainllm.spec.flywheel import FlywheelConfig
+from domainllm.spec.knowledge import KnowledgeConfig
 from domainllm.spec.quantize import QuantizeConfig
 from domainllm.spec.runtime import RuntimeConfig
 from domainllm.spec.serving import ServingConfig
@@ -33,6 +34,8 @@ class Spec(Section):
     """CPT -> SFT -> DPO: recipes, optimizer, LoRA, DeepSpeed, checkpoints."""
     evals: EvalConfig = EvalConfig()
     """Evaluation suites with fixed decoding, and the promotion gate."""
+    knowledge: KnowledgeConfig = KnowledgeConfig()
+    """The domain knowledge base (chunks + embeddings in a vector store) for retrieval-augmented answers."""
     quantize: QuantizeConfig = QuantizeConfig()
     """8- and 4-bit variants of each promoted model (vLLM and GGUF), registered and evaluated."""
     serving: ServingConfig = ServingConfig()
@@ -61,6 +64,9 @@ class Spec(Section):
             unknown = sorted(set(getattr(self.data, step).skip_sources) - set(names))
             if unknown:
                 raise ValueError(f"data.{step}.skip_sources: unknown source(s) {unknown}; defined sources: {names}")
+        unknown = sorted(set(self.knowledge.sources) - set(names))
+        if unknown:
+            raise ValueError(f"knowledge.sources: unknown source(s) {unknown}; defined sources: {names}")
         unknown = sorted(set(self.data.mix.source_weights) - set(names))
         if unknown:
             raise ValueError(f"data.mix.source_weights: unknown source(s) {unknown}; defined sources: {names}")

@@ -18,6 +18,7 @@ _IMPLEMENTATIONS = {
     "compliance": "domainllm.stages.compliance:ComplianceStage",
     "decontaminate": "domainllm.stages.decontaminate:DecontaminateStage",
     "mix": "domainllm.stages.mix:MixStage",
+    "kb_index": "domainllm.stages.kb_index:KbIndexStage",
     "base_model": "domainllm.stages.base_model:BaseModelStage",
     "pack": "domainllm.stages.pack:PackStage",
     "cpt": "domainllm.stages.cpt:CptStage",

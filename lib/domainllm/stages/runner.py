@@ -198,16 +198,17 @@ def _run_tracked(stage, layout: RunLayout, context, meta: dict, config: dict, fo
         staging = new_staging(layout.fs, layout.staging_root(), stage_name)
         result = body(context(staging))
         manifest = _manifest(stage_name, meta, staging.describe_outputs(), result, started, t0, mlrun.info.run_id)
-        publish(staging, layout.stage_dir(stage_name), manifest, layout.trash_root())
-        if getattr(stage, "sharded", False) and layout.fs.exists(layout.shards_root(stage_name)):
-            layout.fs.rm(layout.shards_root(stage_name), recursive=True)  # now part of the published output
-
+        # tracked before publishing: a result MLflow refuses fails the stage before its output looks complete
         mlflow.log_metrics({f"count.{k}": float(v) for k, v in result.counts.items()})
         mlflow.log_metrics({**result.metrics, "duration_s": manifest.duration_s})
         _log_curves(mlrun.info.run_id, result.curves)
         if result.tags:
             mlflow.set_tags(result.tags)
         mlflow.log_dict(json.loads(manifest.to_json()), "manifest.json")
+        publish(staging, layout.stage_dir(stage_name), manifest, layout.trash_root())
+        if getattr(stage, "sharded", False) and layout.fs.exists(layout.shards_root(stage_name)):
+            layout.fs.rm(layout.shards_root(stage_name), recursive=True)  # now part of the published output
+
         final_dir = layout.stage_dir(stage_name)
         for rel in result.reports:
             _log_artifact(layout, f"{final_dir}/{rel}", rel)
