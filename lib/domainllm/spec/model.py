@@ -67,6 +67,12 @@ class Spec(Section):
         unknown = sorted(set(self.knowledge.sources) - set(names))
         if unknown:
             raise ValueError(f"knowledge.sources: unknown source(s) {unknown}; defined sources: {names}")
+        policies = {"serving.retrieval": self.serving.retrieval,
+                    **{f"serving.intents.routes[{r.name}].retrieval": r.retrieval for r in self.serving.intents.routes}}  # fmt: skip
+        for where, policy in policies.items():
+            unknown = sorted(set(policy.sources) - set(names))
+            if unknown:
+                raise ValueError(f"{where}.sources: unknown source(s) {unknown}; defined sources: {names}")
         unknown = sorted(set(self.data.mix.source_weights) - set(names))
         if unknown:
             raise ValueError(f"data.mix.source_weights: unknown source(s) {unknown}; defined sources: {names}")

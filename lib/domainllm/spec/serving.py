@@ -3,9 +3,10 @@ Kubernetes as a Deployment with the same settings)."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from domainllm.spec.base import Section
 
@@ -49,6 +50,85 @@ class RolloutConfig(Section):
         return self
 
 
+DEFAULT_TEMPLATE = ("Answer with the help of these excerpts from the knowledge base. Cite them by number, like [1], "
+                    "where you use them; say so when they do not answer the question.\n\n{context}")  # fmt: skip
+
+
+class RetrievalPolicy(Section):
+    """Retrieval-augmented answers: the top-k chunks of the knowledge base for the user's last
+    message, put into the request as context (a system message from `template`) or as
+    few-shot examples; the answer comes back with its citations. A request can turn it on or
+    off (`"retrieval": true|false` or `{"k": 2}` in its body)."""
+
+    enabled: bool = True
+    """Whether requests of this route are augmented unless they say otherwise."""
+    k: int = Field(default=4, ge=1, le=32)
+    sources: tuple[str, ...] = ()
+    """Knowledge sources to search (`knowledge.sources`); empty: all of them."""
+    mode: Literal["context", "few_shot"] = "context"
+    """`context`: the chunks in a system message; `few_shot`: each chunk as an example exchange
+    (its title asked, its text answered) before the user's messages."""
+    template: str = DEFAULT_TEMPLATE
+    """The system message in `context` mode; `{context}` becomes the numbered chunks."""
+    min_score: float = Field(default=0.0, ge=-1, le=1)
+    """Chunks less similar than this (cosine) to the question are left out."""
+    max_chars: int = Field(default=6000, ge=100)
+    """Context budget: chunks are added best first until it is spent."""
+
+    @field_validator("template")
+    @classmethod
+    def _has_context(cls, value: str) -> str:
+        if "{context}" not in value:
+            raise ValueError("a retrieval template needs a {context} placeholder for the chunks")
+        return value
+
+
+class IntentRoute(Section):
+    name: str
+    """The route's name: what the classifier predicts, and the label in metrics and logs."""
+    examples: tuple[str, ...] = ()
+    """Labelled prompts of this route (more can come from `serving.intents.examples`)."""
+    retrieval: RetrievalPolicy = RetrievalPolicy()
+    system: str | None = None
+    """A system message for this route's requests (before any retrieval context)."""
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", value):
+            raise ValueError("must be lower-case letters, digits, '_' or '-' (e.g. 'code_help')")
+        return value
+
+
+class IntentConfig(Section):
+    """Intent routing: a classifier (logistic regression over the knowledge base's embeddings,
+    trained by the `intents` stage) maps each request to a route, which says whether and
+    where to retrieve and which system message to use."""
+
+    routes: tuple[IntentRoute, ...] = ()
+    examples: str | None = None
+    """JSONL of {"text", "intent"}: labelled prompts beside the routes' own."""
+    min_confidence: float = Field(default=0.5, ge=0, le=1)
+    """Below this probability the request takes the `fallback` route."""
+    fallback: str | None = None
+    """The route for unsure predictions; default: `serving.retrieval` (the route `default`)."""
+    regularization: float = Field(default=4.0, gt=0)
+    """Inverse regularization strength (scikit-learn's C)."""
+
+    @model_validator(mode="after")
+    def _routes(self) -> IntentConfig:
+        names = [r.name for r in self.routes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"serving.intents.routes: duplicate names {sorted({n for n in names if names.count(n) > 1})}")
+        if "default" in names:
+            raise ValueError("serving.intents.routes: `default` is the name of serving.retrieval's route; pick another")
+        if self.fallback is not None and self.fallback not in names:
+            raise ValueError(f"serving.intents.fallback: {self.fallback!r} is not a route ({names})")
+        if self.routes and len(self.routes) < 2:
+            raise ValueError("serving.intents.routes: a classifier needs at least two routes")
+        return self
+
+
 class ServingConfig(Section):
     enabled: bool = True
     """Whether the `rollout` stage serves promoted versions (off: the pipeline ends at the gate)."""
@@ -75,3 +155,6 @@ class ServingConfig(Section):
     scrub_pii: bool = True
     """Scrub PII from prompts, answers and feedback before they are logged."""
     rollout: RolloutConfig = RolloutConfig()
+    retrieval: RetrievalPolicy = RetrievalPolicy()
+    """The gateway's retrieval for requests no intent route claims (the route `default`)."""
+    intents: IntentConfig = IntentConfig()

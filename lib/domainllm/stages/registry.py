@@ -32,6 +32,7 @@ _IMPLEMENTATIONS = {
     "eval_judge": "domainllm.stages.evaluate:EvalJudgeStage",
     "decoding_search": "domainllm.stages.decoding_search:DecodingSearchStage",
     "gate": "domainllm.stages.gate:GateStage",
+    "intents": "domainllm.stages.intents:IntentsStage",
     "quantize": "domainllm.stages.quantize:QuantizeStage",
     "eval_quantized": "domainllm.stages.eval_quantized:EvalQuantizedStage",
     "rollout": "domainllm.stages.rollout:RolloutStage",

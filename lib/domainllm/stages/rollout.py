@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class RolloutStage(StageDefaults):
     name: ClassVar[str] = "rollout"
     version: ClassVar[str] = "1"
-    requires: ClassVar[tuple[str, ...]] = ("gate",)
+    requires: ClassVar[tuple[str, ...]] = ("gate", "kb_index", "intents")
     always_run: ClassVar[bool] = True
 
     def config(self, spec: Spec) -> dict[str, Any]:
@@ -36,6 +36,7 @@ class RolloutStage(StageDefaults):
     def run(self, ctx: StageContext) -> StageResult:
         import mlflow
 
+        from domainllm.serve.gateway.augment import AUGMENT_FILE, write_config
         from domainllm.serve.local import LocalDeployments
         from domainllm.serve.local_gateway import LocalGateway
         from domainllm.serve.rollout import RolloutFailed, Step, prober, roll_out
@@ -48,6 +49,12 @@ class RolloutStage(StageDefaults):
         model_path = served_copy(spec, version)
         model_path, adapters = lora_parts(spec, version, model_path) if cfg.lora.enabled else (model_path, None)
         gateways = LocalGateway(spec.name)
+        augment = augment_config(spec, ctx.upstream["kb_index"].info, ctx.upstream["intents"].info)
+        augment_path = gateways.routes_path.with_name(AUGMENT_FILE)
+        if augment is None:
+            augment_path.unlink(missing_ok=True)
+        else:  # before the gateway (re)starts: it reads retrieval and routing from here
+            write_config(augment_path, augment)
         gateway = gateways.ensure(log_root(spec), port=cfg.gateway_port, scrub_pii=cfg.scrub_pii)
         deployments = LocalDeployments(spec.name, cfg)
         probe = None
@@ -164,3 +171,19 @@ def set_production(spec: Spec, version: str) -> str | None:
         client.set_registered_model_alias(spec.name, PREVIOUS_PRODUCTION, current.version)
     client.set_registered_model_alias(spec.name, PRODUCTION, version)
     return current.version if current is not None and current.version != version else None
+
+
+def augment_config(spec: Spec, kb: dict[str, Any], intents: dict[str, Any]) -> dict[str, Any] | None:
+    """What the gateway needs for retrieval and intent routing (its `augment.json`): the
+    knowledge base version of this run, its embedding model, the classifier and each route's
+    policy; None without a knowledge base."""
+    if not kb.get("enabled"):
+        return None
+    cfg = spec.serving
+    routes = {"default": {"retrieval": cfg.retrieval.model_dump(mode="json"), "system": None},
+              **{r.name: {"retrieval": r.retrieval.model_dump(mode="json"), "system": r.system} for r in cfg.intents.routes}}  # fmt: skip
+    config: dict[str, Any] = {"knowledge": {"store": kb["store"], "embedding": kb["embedding"]["path"]}, "routes": routes}
+    if intents.get("enabled"):
+        config["intents"] = {"classifier": intents["classifier"], "labels": intents["labels"],
+                             "min_confidence": cfg.intents.min_confidence, "fallback": cfg.intents.fallback}  # fmt: skip
+    return config

@@ -4,6 +4,12 @@ they are, stream the answer back as it comes, then hand the exchange to the log 
 queue put) and the metrics. Responses carry `x-request-id` (the id feedback refers to) and
 `x-model-version`.
 
+With retrieval configured (`augment.json` beside the routes), a request is first routed by
+intent and augmented with knowledge-base chunks (in a worker thread: embedding and search
+block); the answer then carries `citations` (in the first event of a stream) and the headers
+`x-domainllm-intent` and `x-domainllm-retrieval`. A request's `"retrieval": false|true|{...}`
+field overrides its route's policy and is never forwarded.
+
 Endpoints: `POST /v1/chat/completions`, `POST /v1/completions` (streaming or not),
 `GET /v1/models`, `POST /v1/feedback`, `GET /metrics` (Prometheus), `GET /health`."""
 
@@ -20,6 +26,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from domainllm.serve.gateway.augment import Augmented, AugmentError, AugmentTable, parse_override
 from domainllm.serve.gateway.exchange import SOURCE_HEADER, Exchange
 from domainllm.serve.gateway.metrics import GatewayMetrics
 from domainllm.serve.gateway.routes import RoutesError, RouteTable
@@ -32,6 +39,37 @@ SOURCE = re.compile(r"[a-z0-9-]{1,32}")
 RATINGS = {"up": 1, "down": -1}
 TABLE, STORE, METRICS, SESSION = (web.AppKey(n, t) for n, t in
                                   (("table", RouteTable), ("store", LogStore), ("metrics", GatewayMetrics), ("session", aiohttp.ClientSession)))  # fmt: skip
+AUGMENT = web.AppKey("augment", AugmentTable)
+
+
+def _augment(app: web.Application, endpoint: str, req: dict[str, Any]) -> Augmented:
+    """Runs in a worker thread: the request as it goes to the model (our fields removed)."""
+    augmenter = app[AUGMENT].get() if AUGMENT in app else None
+    if augmenter is None:
+        if "retrieval" in req:
+            parse_override(req["retrieval"])  # a malformed field is still the client's error
+        return Augmented({k: v for k, v in req.items() if k != "retrieval"})
+    return augmenter.augment(endpoint, req)
+
+
+def _with_citations(payload: bytes, citations: list[dict[str, Any]]) -> bytes:
+    """A JSON response with `citations` added (unchanged when it is not a JSON object)."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return payload
+    if not isinstance(data, dict):
+        return payload
+    data["citations"] = citations
+    return json.dumps(data).encode()
+
+
+def _cite_first_event(buffer: bytes, citations: list[dict[str, Any]]) -> bytes:
+    """The stream's first server-sent event with `citations` added to its JSON."""
+    head, sep, rest = buffer.partition(b"\n\n")
+    if not head.startswith(b"data:") or head[5:].strip() == b"[DONE]":
+        return buffer
+    return b"data: " + _with_citations(head[5:].strip(), citations) + sep + rest
 
 
 def _error(status: int, message: str, request_id: str | None = None) -> web.Response:
@@ -54,6 +92,16 @@ async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamRe
     except ValueError:
         return _error(400, "the request body must be a JSON object", request_id)
     try:
+        augmented = await asyncio.get_running_loop().run_in_executor(None, _augment, app, endpoint, req)
+    except AugmentError as exc:
+        return _error(400, str(exc), request_id)
+    except Exception as exc:  # retrieval is an extra: a broken index must not take answers down
+        log.exception("gateway: retrieval failed; answering without it")
+        augmented = Augmented({k: v for k, v in req.items() if k != "retrieval"})
+        augmented.error = f"{type(exc).__name__}: retrieval failed"
+    if augmented.request != req:
+        body = json.dumps(augmented.request).encode()
+    try:
         route = app[TABLE].pick()
     except RoutesError as exc:
         return _error(503, str(exc), request_id)
@@ -61,10 +109,13 @@ async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamRe
     source = request.headers.get(SOURCE_HEADER, "user")
     exchange = Exchange(request_id, received, endpoint, route.name, route.version, req, stream=stream,
                         source=source if SOURCE.fullmatch(source) else "user")  # fmt: skip
+    exchange.extra.update(augmented.log_fields())
     headers = {"Content-Type": "application/json", "x-request-id": request_id}
     if "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
-    reply_headers = {"x-request-id": request_id, "x-model-version": route.version}
+    reply_headers = {"x-request-id": request_id, "x-model-version": route.version, "x-domainllm-intent": augmented.intent,
+                     "x-domainllm-retrieval": "on" if augmented.retrieval else "off"}  # fmt: skip
+    cite = augmented.citations if augmented.retrieval else None
     out: web.StreamResponse | None = None
     chunks: list[bytes] = []
     try:
@@ -73,10 +124,16 @@ async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamRe
             if stream and resp.status == 200:
                 out = web.StreamResponse(status=200, headers={**reply_headers, "Content-Type": resp.headers.get("Content-Type", "text/event-stream")})
                 await out.prepare(request)
+                pending = b""  # with citations: held until the first event is whole
                 async for chunk in resp.content.iter_any():
                     if exchange.first_byte_ms is None:
                         exchange.first_byte_ms = (time.perf_counter() - t0) * 1000
                     chunks.append(chunk)
+                    if cite is not None:
+                        pending += chunk
+                        if b"\n\n" not in pending:
+                            continue
+                        chunk, pending, cite = _cite_first_event(pending, cite), b"", None
                     try:
                         await out.write(chunk)
                     except ConnectionResetError:  # the client hung up (aiohttp's ClientConnectionResetError is one)
@@ -86,7 +143,8 @@ async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamRe
                     await out.write_eof()
             else:
                 exchange.body = await resp.read()
-                out = web.Response(body=exchange.body, status=resp.status, headers=reply_headers,
+                payload = _with_citations(exchange.body, cite) if cite is not None and resp.status == 200 else exchange.body
+                out = web.Response(body=payload, status=resp.status, headers=reply_headers,
                                    content_type=resp.content_type or "application/json")  # fmt: skip
     except (TimeoutError, aiohttp.ClientError) as exc:  # the backend failed: before the answer, or in the middle of a stream
         exchange.status, exchange.error = 502, f"{type(exc).__name__}: backend {route.name} unreachable or failed"
@@ -159,9 +217,11 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"routes": [{"name": r.name, "version": r.version, "weight": r.weight} for r in table.routes]})
 
 
-def build_app(table: RouteTable, store: LogStore, *, timeout_s: float = 600) -> web.Application:
+def build_app(table: RouteTable, store: LogStore, *, timeout_s: float = 600, augment: AugmentTable | None = None) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app[TABLE], app[STORE], app[METRICS] = table, store, GatewayMetrics()
+    if augment is not None:
+        app[AUGMENT] = augment
 
     async def session_ctx(app: web.Application):
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)

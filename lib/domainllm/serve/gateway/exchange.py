@@ -104,4 +104,6 @@ def record(ex: Exchange, scrub: Callable[[str], str] | None = None) -> dict[str,
         "answers": [clean(a) for a in _answers(response, ex.endpoint)],
         "finish_reasons": [c.get("finish_reason") for c in response.get("choices") or []],
         "prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
+        "intent": ex.extra.get("intent"), "intent_confidence": ex.extra.get("intent_confidence"),
+        "retrieval": ex.extra.get("retrieval"),
     }  # fmt: skip

@@ -22,6 +22,10 @@ class GatewayMetrics:
                                  registry=self.registry)  # fmt: skip
         self.first_byte = Histogram("domainllm_gateway_first_byte_seconds", "Time to the first streamed byte.", labels,
                                     buckets=BUCKETS, registry=self.registry)  # fmt: skip
+        self.intents = Counter("domainllm_gateway_intent_requests", "Requests by intent route and whether retrieval ran.",
+                               ("intent", "retrieval"), registry=self.registry)  # fmt: skip
+        self.retrieval = Histogram("domainllm_gateway_retrieval_seconds", "Embedding, routing and search time per request.",
+                                   ("intent",), buckets=BUCKETS, registry=self.registry)  # fmt: skip
         self.feedbacks = Counter("domainllm_gateway_feedback", "Feedback received by rating.", ("rating",), registry=self.registry)
         self.log_dropped = Gauge("domainllm_gateway_log_dropped", "Exchanges not logged: the log writer was too far behind.",
                                  registry=self.registry)  # fmt: skip
@@ -31,6 +35,11 @@ class GatewayMetrics:
         self.latency.labels(ex.route, ex.version).observe(ex.latency_ms / 1000)
         if ex.first_byte_ms is not None:
             self.first_byte.labels(ex.route, ex.version).observe(ex.first_byte_ms / 1000)
+        intent, retrieval = ex.extra.get("intent"), ex.extra.get("retrieval") or {}
+        if intent is not None:
+            self.intents.labels(intent, "on" if retrieval.get("on") else "off").inc()
+            if retrieval.get("ms"):
+                self.retrieval.labels(intent).observe(retrieval["ms"] / 1000)
 
     def feedback(self, rating: str | None) -> None:
         self.feedbacks.labels(rating or "none").inc()

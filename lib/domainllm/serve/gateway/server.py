@@ -13,6 +13,7 @@ def run_gateway(routes: Path, log_root: str, *, host: str = "127.0.0.1", port: i
     from aiohttp import web
 
     from domainllm.serve.gateway.app import build_app
+    from domainllm.serve.gateway.augment import AUGMENT_FILE, AugmentTable
     from domainllm.serve.gateway.routes import RouteTable
     from domainllm.serve.gateway.store import LogStore
 
@@ -27,4 +28,5 @@ def run_gateway(routes: Path, log_root: str, *, host: str = "127.0.0.1", port: i
         pass
     log.info("gateway on http://%s:%d/v1 -> %s; request log: %s (PII scrubbed: %s)", host, port,
              ", ".join(f"{r.name}={r.weight:g}" for r in table.routes) or "no routes yet", log_root, scrub_pii)  # fmt: skip
-    web.run_app(build_app(table, store), host=host, port=port, access_log=None, print=None, loop=loop)
+    augment = AugmentTable(routes.with_name(AUGMENT_FILE))  # retrieval + intent routing, when the rollout wrote it
+    web.run_app(build_app(table, store, augment=augment), host=host, port=port, access_log=None, print=None, loop=loop)
