@@ -66,6 +66,7 @@ def tiny_spec_doc(corpora: Path, **overrides) -> dict:
         "evals": {"gate": {"rules": [{"metric": "perplexity.domain.loss", "higher_is_better": False, "kind": "improve"}]}},
         "serving": {"enabled": False},  # tests that serve turn it on (vLLM's CPU build takes ~40 s to start)
         "quantize": {"enabled": False},  # tests/lib/stages/test_quantize_stages.py turns it on
+        "knowledge": {"sources": ["perl-synopses"]},  # a small knowledge base: seconds to embed
         "base_model": {"demo": {
             "corpus_sources": ["python-stdlib"], "tokenizer_sources": ["python-stdlib", "perl-code"],
             "vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2,

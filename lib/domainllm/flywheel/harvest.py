@@ -126,7 +126,12 @@ def harvest(log_root: str, window: Window, *, now: dt.datetime | None = None) ->
             "version": str(rec.get("version")), "prompt": messages, "answer": answers[0],
             "finish_reason": (rec.get("finish_reasons") or [None])[0], "latency_ms": rec.get("latency_ms"),
             "rating": fb.get("rating"), "preferred": fb.get("preferred"),
+            "intent": rec.get("intent"), "retrieval": bool((rec.get("retrieval") or {}).get("on")),
+            "citations": (rec.get("retrieval") or {}).get("chunks") or [],
         })  # fmt: skip
+        intent = rec.get("intent") or "none"  # the gateway's intent route (none: no routing configured)
+        result.counts[f"intent.{intent}"] += 1
+        result.counts[f"intent.{intent}.retrieval"] += bool((rec.get("retrieval") or {}).get("on"))
     result.counts["harvested"] = len(result.rows)
     result.counts["with_feedback"] = sum(1 for r in result.rows if r["rating"] or r["preferred"])
     return result

@@ -23,6 +23,11 @@ def markdown(counts: dict[str, dict[str, int]], info: dict[str, Any], margins: l
         for key, n in sorted(counts.get(stage, {}).items()):
             if key.startswith(("skipped", "quarantined", "dropped", "deferred", "no_pair")) and n:
                 lines.append(f"| {stage} | {key} | {n} |")
+    intents = {k.split(".", 1)[1]: n for k, n in counts.get("harvest", {}).items() if k.startswith("intent.") and k.count(".") == 1}
+    if intents:
+        total = sum(intents.values()) or 1
+        lines += ["", "## Requests by intent route", "", "| route | requests | share | with retrieval |", "|---|---:|---:|---:|"]
+        lines += [f"| {k} | {n} | {n / total:.0%} | {counts['harvest'].get(f'intent.{k}.retrieval', 0)} |" for k, n in sorted(intents.items())]
     sources = {k.split(".", 1)[1]: n for k, n in counts.get("label", {}).items() if k.startswith("pairs.")}
     lines += ["", "## Pairs by label source", "", *(f"- {k}: {n}" for k, n in sorted(sources.items()))]
     if margins:

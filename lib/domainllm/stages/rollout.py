@@ -180,8 +180,17 @@ def augment_config(spec: Spec, kb: dict[str, Any], intents: dict[str, Any]) -> d
     if not kb.get("enabled"):
         return None
     cfg = spec.serving
-    routes = {"default": {"retrieval": cfg.retrieval.model_dump(mode="json"), "system": None},
-              **{r.name: {"retrieval": r.retrieval.model_dump(mode="json"), "system": r.system} for r in cfg.intents.routes}}  # fmt: skip
+    # a context that cannot fit the served window would make every augmented request fail:
+    # at most ~3/4 of `max_model_len` tokens' worth of characters (at ~1.5 characters a token)
+    cap = int(cfg.max_model_len * 0.75 * 1.5) if cfg.max_model_len else None
+
+    def policy(p) -> dict[str, Any]:
+        out = p.model_dump(mode="json")
+        out["max_chars"] = min(out["max_chars"], cap) if cap else out["max_chars"]
+        return out
+
+    routes = {"default": {"retrieval": policy(cfg.retrieval), "system": None},
+              **{r.name: {"retrieval": policy(r.retrieval), "system": r.system} for r in cfg.intents.routes}}
     config: dict[str, Any] = {"knowledge": {"store": kb["store"], "embedding": kb["embedding"]["path"]}, "routes": routes}
     if intents.get("enabled"):
         config["intents"] = {"classifier": intents["classifier"], "labels": intents["labels"],

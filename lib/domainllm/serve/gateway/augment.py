@@ -91,9 +91,11 @@ def _context(hits: list[Any], policy: dict[str, Any]) -> tuple[list[Any], str]:
     for hit in hits:
         if hit.score < policy.get("min_score", 0.0):
             continue
+        budget = policy.get("max_chars", 6000)
         part = f"[{len(kept) + 1}] {hit.title}\n{hit.text.strip()}"
-        if kept and used + len(part) > policy.get("max_chars", 6000):
+        if kept and used + len(part) > budget:
             break
+        part = part[:budget]  # the best chunk alone may be over the budget: cut, not dropped
         kept.append(hit)
         parts.append(part)
         used += len(part)
@@ -150,6 +152,12 @@ class Augmenter:
         from domainllm.serve.intents import IntentClassifier
 
         return IntentClassifier.load(self.intents["classifier"]) if self.intents else None
+
+    def warm(self) -> None:
+        """Loads the model, opens the store and the classifier now, not on a user's request."""
+        if self.config.get("knowledge"):
+            self.route(self.embedder.encode(["warm-up"])[0])
+            self.reader.count()
 
     def route(self, vector: Any) -> tuple[str, float | None]:
         if self.classifier is None:
@@ -214,5 +222,10 @@ class AugmentTable:
         if old is not None and "embedder" in old.__dict__ and old.config.get("knowledge", {}).get("embedding") == \
                 augmenter.config.get("knowledge", {}).get("embedding"):  # fmt: skip
             augmenter.__dict__["embedder"] = old.__dict__["embedder"]
+        try:
+            augmenter.warm()
+        except Exception:  # a missing store or model: answer without retrieval rather than not at all
+            log.exception("gateway: cannot load retrieval from %s; requests pass without it", self.path)
+            return None
         log.info("gateway: retrieval and intent routing from %s (routes: %s)", self.path, ", ".join(augmenter.routes))
         return augmenter

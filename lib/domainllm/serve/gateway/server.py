@@ -29,4 +29,5 @@ def run_gateway(routes: Path, log_root: str, *, host: str = "127.0.0.1", port: i
     log.info("gateway on http://%s:%d/v1 -> %s; request log: %s (PII scrubbed: %s)", host, port,
              ", ".join(f"{r.name}={r.weight:g}" for r in table.routes) or "no routes yet", log_root, scrub_pii)  # fmt: skip
     augment = AugmentTable(routes.with_name(AUGMENT_FILE))  # retrieval + intent routing, when the rollout wrote it
+    augment.get()  # loaded (and warmed) before the first request
     web.run_app(build_app(table, store, augment=augment), host=host, port=port, access_log=None, print=None, loop=loop)
