@@ -8,6 +8,7 @@ Parquet and their means in MLflow.
 - choice: one item per question, `choice.<set>.correct` (0 or 1, by log-likelihood)
 - judge: one item per prompt and criterion, `judge.<criterion>` (1-5; NaN when the judge's
   reply could not be read, with the reason)
+- qa: one item per question with a reference answer, `qa.<set>.f1` (token F1, no judge)
 """
 
 from __future__ import annotations
@@ -118,3 +119,14 @@ def judge_rows(role: str, generate: Generator, set_name: str, items: list[JudgeI
     unscored = sum(s is None for s, _ in graded)
     log.info("judge %s/%s: %d answers graded, %d unscored", role, set_name, len(items) - unscored, unscored)
     return rows
+
+
+def qa_rows(role: str, generate: Generator, set_name: str, items: list[JudgeItem], decoding: Decoding) -> list[dict]:
+    from domainllm.evals.qa import token_f1
+
+    missing = [i.id for i in items if not i.reference]
+    if missing:
+        raise ValueError(f"{set_name}: every question needs a `reference` answer (missing for {missing[:5]})")
+    answers = [c[0] for c in generate([i.messages for i in items], decoding)]
+    return [_row(role, "qa", set_name, item.id, f"qa.{set_name}.f1", token_f1(answer, item.reference or ""), answer=answer[:2000],
+                 backend=generate.name, decoding=decoding.model_dump(mode="json")) for item, answer in zip(items, answers, strict=True)]  # fmt: skip

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from domainllm.spec.base import SENSITIVE, Section
+from domainllm.spec.serving import RetrievalPolicy
 
 
 class Decoding(Section):
@@ -171,6 +172,25 @@ class DecodingSearch(Section):
         return out
 
 
+class QaSuite(Section):
+    """Questions with reference answers, scored without a judge: the token F1 of each answer
+    against its reference (SQuAD's measure: lower-cased words, punctuation dropped)."""
+
+    enabled: bool = True
+    sets: tuple[EvalSet, ...] = (EvalSet(name="domain", path="builtin:domain-questions"),)
+    decoding: Decoding = Decoding(max_new_tokens=96)
+
+
+class RetrievalEvals(Section):
+    """The candidate answered twice by the generation suites named: as it is, and with the
+    run's knowledge base in its prompts (role `candidate_rag`, with `policy`), so the report
+    shows what retrieval adds. Needs the `kb_index` stage's knowledge base."""
+
+    enabled: bool = False
+    suites: tuple[Literal["qa", "code", "judge"], ...] = ("qa", "judge")
+    policy: RetrievalPolicy = RetrievalPolicy(k=3)
+
+
 class EvalConfig(Section):
     backend: Literal["auto", "transformers", "vllm"] = "auto"
     """Generation backend: vLLM when installed (auto), else transformers; same results."""
@@ -178,6 +198,8 @@ class EvalConfig(Section):
     code: CodeSuite = CodeSuite()
     choice: ChoiceSuite = ChoiceSuite()
     judge: JudgeSuite = JudgeSuite()
+    qa: QaSuite = QaSuite()
+    retrieval: RetrievalEvals = RetrievalEvals()
     decoding_search: DecodingSearch = DecodingSearch()
     gate: GateConfig = GateConfig()
 

@@ -45,7 +45,11 @@ class EvalStage(ABC):
         return self.requires
 
     def config(self, spec: Spec) -> dict[str, Any]:
-        return {self.suite: self.suite_config(spec).model_dump(mode="json"), "backend": spec.evals.backend}
+        config = {self.suite: self.suite_config(spec).model_dump(mode="json"), "backend": spec.evals.backend}
+        retrieval = spec.evals.retrieval
+        if retrieval.enabled and self.suite in retrieval.suites:
+            config["retrieval"] = retrieval.model_dump(mode="json")
+        return config
 
     def external_inputs(self, spec: Spec) -> dict[str, str]:
         if not self.suite_config(spec).enabled:
@@ -56,14 +60,26 @@ class EvalStage(ABC):
         return {"champion": f"{current.version}:{current.model_path}" if current else "none"}
 
     def roles(self, ctx: StageContext) -> dict[str, str]:
+        from domainllm.evals.rag import SUFFIX
         from domainllm.evals.registry import champion, is_champion
 
         dpo = ctx.upstream["dpo"]
         roles = {"candidate": dpo.info["model_path"], "base": ctx.upstream["base_model"].info["model_path"]}
+        if self.with_retrieval(ctx):  # the candidate again, with the knowledge base in its prompts
+            roles["candidate" + SUFFIX] = roles["candidate"]
         current = champion(ctx.spec)
         if current is not None and not is_champion(current, dpo.fingerprint, roles["candidate"]):  # not already promoted
             roles["champion"] = current.model_path
         return roles
+
+    def with_retrieval(self, ctx: StageContext) -> bool:
+        cfg = ctx.spec.evals.retrieval
+        if not cfg.enabled or self.suite not in cfg.suites:
+            return False
+        if "kb_index" not in ctx.upstream or not ctx.upstream["kb_index"].info.get("enabled"):
+            log.info("%s: evals.retrieval is on but the run has no knowledge base (knowledge.enabled); no _rag role", self.name)
+            return False
+        return True
 
     def run(self, ctx: StageContext) -> StageResult:
         if not self.suite_config(ctx.spec).enabled:
@@ -115,6 +131,7 @@ class EvalPerplexityStage(EvalStage):
 class EvalCodeStage(EvalStage):
     name: ClassVar[str] = "eval_code"
     suite: ClassVar[str] = "code"
+    requires: ClassVar[tuple[str, ...]] = ("dpo", "base_model", "mix", "kb_index")
 
     def suite_config(self, spec: Spec) -> Any:
         return spec.evals.code
@@ -124,7 +141,7 @@ class EvalCodeStage(EvalStage):
 
         cfg = ctx.spec.evals.code
         limits, sets = code_limits(ctx.spec), code_sets(ctx.spec)
-        with generator_for(ctx, model_path) as generate:
+        with generator_for(ctx, model_path, role) as generate:
             return [row for name, problems in sets for row in code_rows(role, generate, name, problems, cfg.decoding, cfg.k, limits)]
 
 
@@ -148,6 +165,7 @@ class EvalJudgeStage(EvalStage):
 
     name: ClassVar[str] = "eval_judge"
     suite: ClassVar[str] = "judge"
+    requires: ClassVar[tuple[str, ...]] = ("dpo", "base_model", "mix", "kb_index")
 
     def suite_config(self, spec: Spec) -> Any:
         return spec.evals.judge
@@ -164,11 +182,33 @@ class EvalJudgeStage(EvalStage):
 
         cfg = ctx.spec.evals.judge
         items = loaded(load_judge_items, cfg.prompts.path, "evals.judge.prompts")
-        with generator_for(ctx, model_path) as generate:
+        with generator_for(ctx, model_path, role) as generate:
             try:
                 return judge_rows(role, generate, cfg.prompts.name, items, cfg.decoding, self.judge)
             except EndpointError as exc:
                 raise StageError(f"evals.judge: {exc}") from None
+
+
+class EvalQaStage(EvalStage):
+    """Questions with reference answers, scored by token F1 (no judge needed)."""
+
+    name: ClassVar[str] = "eval_qa"
+    suite: ClassVar[str] = "qa"
+    requires: ClassVar[tuple[str, ...]] = ("dpo", "base_model", "mix", "kb_index")
+
+    def suite_config(self, spec: Spec) -> Any:
+        return spec.evals.qa
+
+    def rows(self, ctx: StageContext, role: str, model_path: str) -> list[dict]:
+        from domainllm.evals.suites import load_judge_items, qa_rows
+        from domainllm.stages.runner import StageError
+
+        cfg = ctx.spec.evals.qa
+        with generator_for(ctx, model_path, role) as generate:
+            try:
+                return [row for s in cfg.sets for row in qa_rows(role, generate, s.name, loaded(load_judge_items, s.path, "evals.qa.sets"), cfg.decoding)]
+            except ValueError as exc:
+                raise StageError(f"evals.qa.sets: {exc}") from None
 
 
 def judge_for(spec: Spec, cfg=None, where: str = "evals.judge"):
@@ -198,15 +238,20 @@ def judge_for(spec: Spec, cfg=None, where: str = "evals.judge"):
 
 
 @contextmanager
-def generator_for(ctx: StageContext, model_path: str) -> Iterator[Generator]:
-    """The spec's generation backend for one model; a backend that cannot run is a StageError."""
+def generator_for(ctx: StageContext, model_path: str, role: str = "") -> Iterator[Generator]:
+    """The spec's generation backend for one model; a backend that cannot run is a StageError.
+    For a `_rag` role, each prompt gets the run's knowledge base chunks first."""
     from domainllm.evals.backends import BackendUnavailable, open_generator
     from domainllm.evals.endpoint import EndpointError
+    from domainllm.evals.rag import SUFFIX, RetrievingGenerator, augmenter_for
     from domainllm.serve.vllm_server import ServerError
     from domainllm.stages.runner import StageError
 
     try:
         with open_generator(ctx.spec.evals.backend, model_path) as generate:
+            if role.endswith(SUFFIX):
+                policy = ctx.spec.evals.retrieval.policy.model_dump(mode="json")
+                generate = RetrievingGenerator(generate, augmenter_for(ctx.upstream["kb_index"].info, policy))
             yield generate
     except (BackendUnavailable, EndpointError, ServerError) as exc:
         raise StageError(f"evals.backend {ctx.spec.evals.backend}: {exc}") from None

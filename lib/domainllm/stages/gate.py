@@ -20,7 +20,7 @@ from domainllm.stages.runner import StageError
 
 log = logging.getLogger(__name__)
 
-EVAL_STAGES = ("eval_perplexity", "eval_code", "eval_choice", "eval_judge")
+EVAL_STAGES = ("eval_perplexity", "eval_code", "eval_choice", "eval_judge", "eval_qa")
 PREVIOUS = "previous-champion"
 
 

@@ -24,6 +24,7 @@ STAGE_IMAGES: dict[str, str] = {
     "eval_code": "trainer",
     "eval_choice": "trainer",
     "eval_judge": "trainer",
+    "eval_qa": "trainer",
     "decoding_search": "trainer",
     "gate": "worker",
     "intents": "worker",
@@ -44,7 +45,7 @@ STAGE_NAMES: tuple[str, ...] = tuple(STAGE_IMAGES)
 FLYWHEEL_STAGES: tuple[str, ...] = ("harvest", "curate", "sample", "label", "preferences", "flywheel_report")
 """The data_flywheel DAG's stages; every other stage is the domain_llm DAG's."""
 DOMAIN_STAGES: tuple[str, ...] = tuple(s for s in STAGE_NAMES if s not in FLYWHEEL_STAGES)
-ROUND_STAGES: tuple[str, ...] = ("dpo_data", "dpo", "eval_perplexity", "eval_code", "eval_choice", "eval_judge",
+ROUND_STAGES: tuple[str, ...] = ("dpo_data", "dpo", "eval_perplexity", "eval_code", "eval_choice", "eval_judge", "eval_qa",
                                  "decoding_search", "gate", "quantize", "eval_quantized", "rollout")  # fmt: skip
 """What a training round the flywheel starts reruns, on the run that trained the serving version."""
 
@@ -70,11 +71,12 @@ STAGE_REQUIRES: dict[str, tuple[str, ...]] = {
     "dpo_data": ("sft_data", "cpt"),
     "dpo": ("dpo_data", "sft"),
     "eval_perplexity": ("dpo", "base_model", "mix"),
-    "eval_code": ("dpo", "base_model", "mix"),
+    "eval_code": ("dpo", "base_model", "mix", "kb_index"),
     "eval_choice": ("dpo", "base_model", "mix"),
-    "eval_judge": ("dpo", "base_model", "mix"),
+    "eval_judge": ("dpo", "base_model", "mix", "kb_index"),
+    "eval_qa": ("dpo", "base_model", "mix", "kb_index"),
     "decoding_search": ("dpo",),
-    "gate": ("eval_perplexity", "eval_code", "eval_choice", "eval_judge", "dpo"),
+    "gate": ("eval_perplexity", "eval_code", "eval_choice", "eval_judge", "eval_qa", "dpo"),
     "intents": (),
     "quantize": ("gate", "mix"),
     "eval_quantized": ("quantize", "mix"),

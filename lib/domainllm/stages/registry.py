@@ -30,6 +30,7 @@ _IMPLEMENTATIONS = {
     "eval_code": "domainllm.stages.evaluate:EvalCodeStage",
     "eval_choice": "domainllm.stages.evaluate:EvalChoiceStage",
     "eval_judge": "domainllm.stages.evaluate:EvalJudgeStage",
+    "eval_qa": "domainllm.stages.evaluate:EvalQaStage",
     "decoding_search": "domainllm.stages.decoding_search:DecodingSearchStage",
     "gate": "domainllm.stages.gate:GateStage",
     "intents": "domainllm.stages.intents:IntentsStage",

@@ -18,7 +18,7 @@ from tests.lib.evals.vllm_helpers import needs_vllm
 from tests.lib.stages.test_cpt_stage import UPSTREAM
 
 pytestmark = pytest.mark.slow
-EVALS = ("eval_perplexity", "eval_code", "eval_choice", "eval_judge")
+EVALS = ("eval_perplexity", "eval_code", "eval_choice", "eval_judge", "eval_qa")
 
 
 def test_suites_score_candidate_base_and_then_the_champion(home: Path, corpora: Path, tmp_path: Path) -> None:
@@ -28,11 +28,19 @@ def test_suites_score_candidate_base_and_then_the_champion(home: Path, corpora: 
     from domainllm.tracking import experiment_id
 
     doc = tiny_spec_doc(corpora)
+    doc["evals"]["retrieval"] = {"enabled": True, "suites": ["qa"], "policy": {"k": 2, "max_chars": 300}}
     spec = load_spec(write_spec(tmp_path / "spec.yaml", doc))
-    for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo"):
+    for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", "kb_index"):
         run_stage(spec, stage, "e")
     layout = RunLayout(spec.artifact_root, "e")
     assert run_stage(spec, "eval_judge", "e").manifest.info == {"enabled": False}  # no judge configured
+    # reference answers, by the candidate as it is and with the knowledge base in its prompts
+    qa = run_stage(spec, "eval_qa", "e").manifest
+    assert set(qa.info["roles"]) == {"candidate", "candidate_rag", "base"} and qa.counts["items.qa.domain.f1"] == 12
+    rows = pq.read_table(Path(layout.stage_dir("eval_qa")) / "items.parquet").to_pylist()
+    rag = [json.loads(r["detail"]) for r in rows if r["role"] == "candidate_rag"]
+    assert len(rag) == 12 and {d["backend"] for d in rag} == {"transformers_rag"}
+    assert all(0 <= qa.metrics[f"{role}.qa.domain.f1"] <= 1 for role in ("candidate", "candidate_rag", "base"))
     for stage in EVALS[:3]:
         m = run_stage(spec, stage, "e").manifest
         assert set(m.info["roles"]) == {"candidate", "base"}
@@ -81,7 +89,7 @@ def test_gate_promotes_a_better_model_and_rejects_a_degraded_one(home: Path, cor
 
     doc = tiny_spec_doc(corpora)
     spec = load_spec(write_spec(tmp_path / "spec.yaml", doc))
-    for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", *EVALS):
+    for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", "kb_index", *EVALS):
         run_stage(spec, stage, "g1")
     # first run: no champion yet, the base stands in; the trained model beats it on the domain
     passed = run_stage(spec, "gate", "g1").manifest
@@ -102,7 +110,7 @@ def test_gate_promotes_a_better_model_and_rejects_a_degraded_one(home: Path, cor
     # a deliberately degraded candidate: DPO with a learning rate that wrecks the model
     doc["training"]["dpo"]["optim"] = {"learning_rate": 1.0, "warmup_ratio": 0.0}
     bad = load_spec(write_spec(tmp_path / "bad.yaml", doc))
-    for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", *EVALS):
+    for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", "kb_index", *EVALS):
         run_stage(bad, stage, "g2")
     assert set(RunLayout(bad.artifact_root, "g2").read_manifest("eval_perplexity").info["roles"]) == {"candidate", "base", "champion"}
     with pytest.raises(StageError, match=r"(?s)not promoted; the champion stays.*perplexity.domain.loss: candidate beats champion\?.*fails"):
@@ -121,7 +129,7 @@ def test_judge_stage_and_a_judge_gate_rule_through_a_vllm_judge(home: Path, corp
                     "gate": {"rules": [{"metric": "perplexity.domain.loss", "higher_is_better": False, "kind": "improve"},
                                        {"metric": "judge.accuracy", "higher_is_better": True, "margin": 4}]}}  # fmt: skip
     spec = load_spec(write_spec(tmp_path / "spec.yaml", doc))
-    for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", *EVALS):
+    for stage in (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", "kb_index", *EVALS):
         run_stage(spec, stage, "j")
     layout = RunLayout(spec.artifact_root, "j")
     judged = layout.read_manifest("eval_judge")

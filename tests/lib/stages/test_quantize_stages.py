@@ -17,7 +17,8 @@ from tests.lib.quant.test_worker import needs_quant
 from tests.lib.stages.test_cpt_stage import UPSTREAM
 
 pytestmark = [pytest.mark.slow, needs_quant]
-TRAINED = (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", "eval_perplexity", "eval_code", "eval_choice", "eval_judge", "gate")
+TRAINED = (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", "kb_index", "eval_perplexity", "eval_code", "eval_choice", "eval_judge",
+           "eval_qa", "gate")  # fmt: skip
 
 
 def test_variants_are_registered_scored_and_served(home: Path, corpora: Path, tmp_path: Path) -> None:
