@@ -50,7 +50,12 @@ def flywheel_cycle(stack: LocalStack, spec_path: str, synopses: Path, *, questio
         raise RuntimeError(f"nothing serves {spec.name}: the rollout stage starts the gateway (serving.enabled)")
     start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     echo(f"\ndemo users ask {gateway.url}/v1 (model {spec.name!r}) ...")
-    traffic = send(gateway.url, spec.name, demo_questions(synopses, questions))
+    asked = demo_questions(synopses, questions)
+    if asked:  # what a user sees: a retrieval-augmented answer with its citations
+        from domainllm.demo.traffic import ask_with_citations
+
+        echo("a retrieval-augmented answer through the gateway:\n" + ask_with_citations(gateway.url, spec.name, asked[0][0]))
+    traffic = send(gateway.url, spec.name, asked)
     cycle = Cycle(requests=traffic.requests, feedback=traffic.feedback)
     time.sleep(2)  # the gateway's log writer flushes every 0.5 s
     end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)

@@ -67,3 +67,17 @@ def send(gateway_url: str, model: str, asked: list[tuple[str, str]], *, max_toke
             if fb is not None and client.post("/v1/feedback", json=fb).status_code == 202:
                 out.feedback += 1
     return out
+
+
+def ask_with_citations(gateway_url: str, model: str, question: str, *, max_tokens: int = 48, timeout_s: float = 120) -> str:
+    """One question through the gateway, shown as a user sees it: the intent route it took,
+    the answer, and the knowledge-base chunks it cites."""
+    body = {"model": model, "messages": [{"role": "user", "content": question}], "max_tokens": max_tokens, "temperature": 0}
+    resp = httpx.post(f"{gateway_url}/v1/chat/completions", json=body, timeout=timeout_s,
+                      headers={"x-domainllm-source": "demo"})  # not a user: the flywheel leaves it out
+    resp.raise_for_status()
+    data = resp.json()
+    lines = [f"Q: {question}", f"   route: {resp.headers.get('x-domainllm-intent')}, retrieval: {resp.headers.get('x-domainllm-retrieval')}",
+             f"A: {data['choices'][0]['message']['content'].strip()[:300]!r}"]  # fmt: skip
+    lines += [f"   [{c['number']}] {c['title']} ({c['source']}, chunk {c['chunk']}, score {c['score']:.2f})" for c in data.get("citations", [])]
+    return "\n".join(lines)
