@@ -12,7 +12,7 @@ STAGE_IMAGES: dict[str, str] = {
     "compliance": "worker",
     "decontaminate": "worker",
     "mix": "worker",
-    "kb_index": "worker",
+    "kb_index": "trainer",  # embeddings: torch
     "base_model": "trainer",
     "pack": "worker",
     "cpt": "trainer",
@@ -27,7 +27,7 @@ STAGE_IMAGES: dict[str, str] = {
     "eval_qa": "trainer",
     "decoding_search": "trainer",
     "gate": "worker",
-    "intents": "worker",
+    "intents": "trainer",
     "quantize": "trainer",
     "eval_quantized": "trainer",
     "rollout": "serve",
