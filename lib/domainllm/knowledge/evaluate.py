@@ -5,7 +5,6 @@ chunk), averaged over the queries."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,16 +21,12 @@ def load_queries(path: str) -> list[Query]:
     """JSONL of {"query": str, "relevant": [str, ...]}; ValueError naming the line otherwise."""
     import fsspec
 
+    from domainllm.evals.jsonl import json_objects
+
     queries = []
     with fsspec.open(path, "rt", encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise ValueError(f"{path} line {n}: not JSON") from None
-            if not isinstance(row, dict) or not isinstance(row.get("query"), str) or not row["query"].strip():
+        for n, row in json_objects(fh, path, ValueError):
+            if not isinstance(row.get("query"), str) or not row["query"].strip():
                 raise ValueError(f"{path} line {n}: needs a non-empty string `query`")
             relevant = row.get("relevant")
             if not isinstance(relevant, list) or not relevant or not all(isinstance(r, str) for r in relevant):

@@ -18,16 +18,12 @@ def load_examples(path: str, routes: set[str]) -> list[tuple[str, str]]:
     """(text, intent) from a JSONL of {"text", "intent"}; ValueError naming the line otherwise."""
     import fsspec
 
+    from domainllm.evals.jsonl import json_objects
+
     out = []
     with fsspec.open(path, "rt", encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise ValueError(f"{path} line {n}: not JSON") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
+        for n, row in json_objects(fh, path, ValueError):
+            if not isinstance(row.get("text"), str) or not row["text"].strip():
                 raise ValueError(f"{path} line {n}: needs a non-empty string `text`")
             if row.get("intent") not in routes:
                 raise ValueError(f"{path} line {n}: `intent` {row.get('intent')!r} is not a route ({sorted(routes)})")

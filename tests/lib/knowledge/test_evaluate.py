@@ -42,7 +42,7 @@ def test_recall_at_k_and_mrr_by_hand() -> None:
 
 
 @pytest.mark.parametrize(("line", "why"), [
-    ("not json", "line 1: not JSON"),
+    ("not json", "line 1: not valid JSON"),
     (json.dumps({"relevant": ["d"]}), "line 1: needs a non-empty string `query`"),
     (json.dumps({"query": "q", "relevant": []}), "line 1: needs `relevant`"),
 ])  # fmt: skip

@@ -6,10 +6,7 @@ build, answering with citations (also in a stream), logging and counting each ro
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +24,9 @@ from domainllm.serve.gateway.augment import (
     write_config,
 )
 from domainllm.serve.gateway.routes import Route, write_routes
-from domainllm.serve.vllm_server import VllmServer, free_port
+from domainllm.serve.vllm_server import VllmServer
 from tests.lib.evals.vllm_helpers import needs_vllm
+from tests.lib.serve.gateway.helpers import running_gateway
 
 HITS = [Hit("a:0", "a", "docs", "perlfunc.pod", 0, "open FILEHANDLE,MODE,EXPR opens a file.", 0.8),
         Hit("b:0", "b", "docs", "File/Copy.pm", 0, "copy($from, $to) copies a file.", 0.6),
@@ -103,7 +101,7 @@ def augmented_gateway(vllm_server: VllmServer, tmp_path: Path) -> Iterator[tuple
     classifier, _ = train(embedder.encode(texts), labels, regularization=4.0, embedding=embedder.path)
     classifier.save(str(tmp_path / "classifier"))
 
-    routes, logs, port = tmp_path / "routes.json", tmp_path / "logs", free_port()
+    routes, logs = tmp_path / "routes.json", tmp_path / "logs"
     write_routes(routes, [Route("stable", vllm_server.base_url, "1", 100)])
     retrieval = {**POLICY, "k": 2, "sources": ["perl-docs"], "min_score": -1.0}
     write_config(routes.with_name(AUGMENT_FILE), {
@@ -111,23 +109,8 @@ def augmented_gateway(vllm_server: VllmServer, tmp_path: Path) -> Iterator[tuple
         "intents": {"classifier": str(tmp_path / "classifier"), "min_confidence": 0.0, "fallback": None},
         "routes": {"default": {"retrieval": {**retrieval, "enabled": False}}, "perl_help": {"retrieval": retrieval, "system": "You know Perl."},
                    "chitchat": {"retrieval": {**retrieval, "enabled": False}}}})  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "domainllm", "serve", "gateway", "--routes", str(routes), "--log-root", str(logs),
-                             "--port", str(port)], env={**os.environ})  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the gateway did not start"
-            time.sleep(0.2)
+    with running_gateway(routes, logs) as url:
         yield url, logs
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 @pytest.mark.slow

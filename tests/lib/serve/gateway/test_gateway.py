@@ -6,9 +6,6 @@ metrics count by route, version and status, and a broken backend answers 502 and
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +14,9 @@ import httpx
 import pytest
 
 from domainllm.serve.gateway.routes import Route, write_routes
-from domainllm.serve.vllm_server import VllmServer, free_port
+from domainllm.serve.vllm_server import VllmServer
 from tests.lib.evals.vllm_helpers import needs_vllm
+from tests.lib.serve.gateway.helpers import running_gateway
 
 pytestmark = [pytest.mark.slow, needs_vllm]
 
@@ -40,25 +38,10 @@ def _records(root: Path, kind: str, n: int, timeout: float = 15) -> list[dict]:
 
 @pytest.fixture
 def gateway(backend: VllmServer, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
-    routes, logs, port = tmp_path / "routes.json", tmp_path / "logs", free_port()
+    routes, logs = tmp_path / "routes.json", tmp_path / "logs"
     write_routes(routes, [Route("stable", backend.base_url, "1", 100), Route("canary", "http://127.0.0.1:9/v1", "2", 0)])
-    proc = subprocess.Popen([sys.executable, "-m", "domainllm", "serve", "gateway", "--routes", str(routes), "--log-root", str(logs),
-                             "--port", str(port)], env={**os.environ})  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the gateway did not start"
-            time.sleep(0.2)
+    with running_gateway(routes, logs) as url:
         yield url, routes, logs
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
 
 def test_requests_stream_and_plain_are_served_and_logged(gateway: tuple[str, Path, Path]) -> None:
