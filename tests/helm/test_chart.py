@@ -37,7 +37,11 @@ VALUE_SETS = {
     },
     "gpu-canary": {
         "serving": {"enabled": True, "vllm": {"replicas": 2, "gpus": 2, "args": ["--max-model-len", "8192"],
-                                              "canary": {"weight": 10}}},
+                                              "canary": {"weight": 10}},
+                    "gateway": {"augment": {"knowledge": {"store": {"backend": "pgvector", "uri": "postgresql://kb@pg:5432/kb",
+                                                                    "table": "perl_assistant", "version": "run-1", "password_env": "KB_PASSWORD"},
+                                                          "embedding": "/var/lib/domainllm/models/all-minilm-l6-v2"},
+                                            "routes": {"default": {"retrieval": {"enabled": True, "k": 4}}}}}},
         "gpuNodePool": {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
                         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
         "networkPolicies": {"clientPeers": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}]},
@@ -130,6 +134,8 @@ def test_serving_splits_traffic_by_the_canary_weight_on_gpu_nodes() -> None:
     assert [(r["name"], r["version"], r["weight"]) for r in routes] == [("stable", "1", 100), ("canary", "2", 10)]
     assert routes[1]["base_url"] == "http://rel-domainllm-vllm-canary:8000/v1"
     read_routes_from(by_name["ConfigMap", "rel-domainllm-routes"]["data"]["routes.json"])  # the gateway's own parser takes it
+    augment = json.loads(by_name["ConfigMap", "rel-domainllm-routes"]["data"]["augment.json"])  # beside routes.json, as the gateway reads it
+    assert augment["knowledge"]["store"]["backend"] == "pgvector" and augment["routes"]["default"]["retrieval"]["k"] == 4
     canary = by_name["Deployment", "rel-domainllm-vllm-canary"]["spec"]["template"]["spec"]
     vllm = canary["containers"][0]
     assert vllm["args"][:3] == ["/var/lib/domainllm/artifacts/registry/perl-assistant/v2", "--served-model-name", "perl-assistant"]
