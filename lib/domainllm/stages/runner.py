@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -199,8 +200,8 @@ def _run_tracked(stage, layout: RunLayout, context, meta: dict, config: dict, fo
         result = body(context(staging))
         manifest = _manifest(stage_name, meta, staging.describe_outputs(), result, started, t0, mlrun.info.run_id)
         # tracked before publishing: a result MLflow refuses fails the stage before its output looks complete
-        mlflow.log_metrics({f"count.{k}": float(v) for k, v in result.counts.items()})
-        mlflow.log_metrics({**result.metrics, "duration_s": manifest.duration_s})
+        mlflow.log_metrics({metric_name(f"count.{k}"): float(v) for k, v in result.counts.items()})
+        mlflow.log_metrics({**{metric_name(k): v for k, v in result.metrics.items()}, "duration_s": manifest.duration_s})
         _log_curves(mlrun.info.run_id, result.curves)
         if result.tags:
             mlflow.set_tags(result.tags)
@@ -218,13 +219,22 @@ def _run_tracked(stage, layout: RunLayout, context, meta: dict, config: dict, fo
     return StageOutcome(manifest, skipped=False)
 
 
+_METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. :/]")
+
+
+def metric_name(name: str) -> str:
+    """`name` as MLflow takes it: letters, digits, `_ - . : /` and spaces; anything else
+    (`@` in `samples.alias:production@1`, `+`) becomes `_`. The manifest keeps the name as it is."""
+    return _METRIC_UNSAFE.sub("_", name)
+
+
 def _log_curves(mlflow_run_id: str, curves: dict[str, list[tuple[int, float]]]) -> None:
     """Whole series in batches: one store round trip per 1000 points, not per point."""
     import mlflow
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    points = [Metric(name, float(v), now, int(step)) for name, series in curves.items() for step, v in series]
+    points = [Metric(metric_name(name), float(v), now, int(step)) for name, series in curves.items() for step, v in series]
     client = mlflow.MlflowClient()
     for i in range(0, len(points), 1000):
         client.log_batch(mlflow_run_id, metrics=points[i : i + 1000])

@@ -9,6 +9,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from domainllm.artifacts import RunLayout
 from domainllm.spec import load_spec
 from domainllm.stages.runner import StageError, run_stage
 from domainllm.tracking import (
@@ -82,3 +83,29 @@ def test_changed_config_changes_the_fingerprint(tiny_spec: Path, tmp_path: Path)
 def test_missing_upstream_stage_says_what_to_run(tiny_spec: Path) -> None:
     with pytest.raises(StageError, match=r"needs the output of stage 'ingest'.*domainllm stage run ingest"):
         run_stage(load_spec(tiny_spec), "base_model", "r4")
+
+
+def test_metric_names_are_made_mlflow_safe() -> None:
+    from domainllm.stages.runner import metric_name
+
+    assert metric_name("count.samples.alias:production@1") == "count.samples.alias:production_1"
+    assert metric_name("candidate_rag.qa.domain.f1") == "candidate_rag.qa.domain.f1"
+    assert metric_name("a+b=c") == "a_b_c"
+
+
+def test_a_stage_whose_tracking_fails_publishes_nothing(tiny_spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow refusing the results fails the stage before its output is published: a retry
+    reruns it instead of finding output that looks complete."""
+    import mlflow
+
+    spec = load_spec(tiny_spec)
+
+    def refuse(*args, **kwargs):
+        raise mlflow.exceptions.MlflowException("the tracking server said no")
+
+    monkeypatch.setattr(mlflow, "log_metrics", refuse)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="said no"):
+        run_stage(spec, "ingest", "t")
+    assert RunLayout(spec.artifact_root, "t").read_manifest("ingest") is None
+    monkeypatch.undo()
+    assert not run_stage(spec, "ingest", "t").skipped
