@@ -79,5 +79,6 @@ def ask_with_citations(gateway_url: str, model: str, question: str, *, max_token
     data = resp.json()
     lines = [f"Q: {question}", f"   route: {resp.headers.get('x-domainllm-intent')}, retrieval: {resp.headers.get('x-domainllm-retrieval')}",
              f"A: {data['choices'][0]['message']['content'].strip()[:300]!r}"]  # fmt: skip
-    lines += [f"   [{c['number']}] {c['title']} ({c['source']}, chunk {c['chunk']}, score {c['score']:.2f})" for c in data.get("citations", [])]
+    lines += [f"   [{c['number']}] {c['doc_id']}" + (f" ({c['title']})" if c["title"] != c["doc_id"] else "")
+              + f", {c['source']} chunk {c['chunk']}, score {c['score']:.2f}" for c in data.get("citations", [])]  # fmt: skip
     return "\n".join(lines)
