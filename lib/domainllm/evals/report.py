@@ -19,8 +19,9 @@ def means(scores: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, floa
 
 
 def present(scores: dict[str, dict[str, list[float]]]) -> list[str]:
-    """The usual roles that some metric has, in the usual order."""
-    return [r for r in ROLES if any(r in by_role for by_role in scores.values())]
+    """The usual roles, in the usual order: candidate, champion and base always (a dash says
+    there is no champion yet), candidate_rag when some suite ran with retrieval."""
+    return [r for r in ROLES if r != "candidate_rag" or any(r in by_role for by_role in scores.values())]
 
 
 def table(scores: dict[str, dict[str, list[float]]], roles: Sequence[str] | None = None) -> str:
