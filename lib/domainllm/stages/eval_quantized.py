@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Any, ClassVar
 
 from domainllm.spec import Spec
-from domainllm.stages.base import StageContext, StageResult
+from domainllm.stages.base import StageContext, StageDefaults, StageResult
 from domainllm.stages.runner import StageError
 
 log = logging.getLogger(__name__)
@@ -21,21 +21,15 @@ log = logging.getLogger(__name__)
 FULL = "full"
 
 
-class EvalQuantizedStage:
+class EvalQuantizedStage(StageDefaults):
     name: ClassVar[str] = "eval_quantized"
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("quantize", "mix")
-
-    def required(self, spec: Spec) -> tuple[str, ...]:
-        return self.requires
 
     def config(self, spec: Spec) -> dict[str, Any]:
         evals = spec.evals
         return {"suites": list(spec.quantize.suites), "serve_check": spec.quantize.serve_check, "backend": evals.backend,
                 **{s: getattr(evals, s).model_dump(mode="json") for s in spec.quantize.suites}}  # fmt: skip
-
-    def external_inputs(self, spec: Spec) -> dict[str, str]:
-        return {}
 
     def run(self, ctx: StageContext) -> StageResult:
         from domainllm.quant.load import evaluable

@@ -14,7 +14,7 @@ import tempfile
 from typing import Any, ClassVar
 
 from domainllm.spec import Spec
-from domainllm.stages.base import StageContext, StageResult
+from domainllm.stages.base import StageContext, StageDefaults, StageResult
 from domainllm.stages.runner import StageError
 
 log = logging.getLogger(__name__)
@@ -23,20 +23,14 @@ VARIANTS_DIR = "variants"
 TAG_SOURCE = "domainllm.quantized_from"
 
 
-class QuantizeStage:
+class QuantizeStage(StageDefaults):
     name: ClassVar[str] = "quantize"
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ("gate", "mix")
 
-    def required(self, spec: Spec) -> tuple[str, ...]:
-        return self.requires
-
     def config(self, spec: Spec) -> dict[str, Any]:
         cfg = spec.quantize
         return {"quantize": cfg.model_dump(mode="json", include={"enabled", "variants", "ignore", "calibration", "gguf"})}
-
-    def external_inputs(self, spec: Spec) -> dict[str, str]:
-        return {}
 
     def run(self, ctx: StageContext) -> StageResult:
         from domainllm.quant.runner import QuantEnvMissing, run_worker
