@@ -140,7 +140,10 @@ async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamRe
                         exchange.status, exchange.error = 499, "the client closed the connection"
                         break
                 else:
-                    await out.write_eof()
+                    try:
+                        await out.write_eof()
+                    except ConnectionResetError:  # gone before the end of the stream: the client's doing, not the backend's
+                        exchange.status, exchange.error = 499, "the client closed the connection"
             else:
                 exchange.body = await resp.read()
                 payload = _with_citations(exchange.body, cite) if cite is not None and resp.status == 200 else exchange.body

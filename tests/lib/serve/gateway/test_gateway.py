@@ -1,17 +1,23 @@
 """The gateway in front of real vLLM (CPU build) serving a tiny chat model: plain and
 streamed requests succeed through the OpenAI client, every exchange is logged (streams
 reassembled, PII scrubbed, request ids as returned), feedback is validated and stored,
-metrics count by route, version and status, and a broken backend answers 502 and is logged."""
+metrics count by route, version and status, a broken backend answers 502 and is logged, and
+a client that leaves mid-stream is logged as 499 (the stream held open by a pass-through proxy
+in front of the same vLLM, so that the leaving never races the end of the answer)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp import web
 
 from domainllm.serve.gateway.routes import Route, write_routes
 from domainllm.serve.vllm_server import VllmServer
@@ -26,7 +32,7 @@ def backend(vllm_server: VllmServer) -> VllmServer:
     return vllm_server
 
 
-def _records(root: Path, kind: str, n: int, timeout: float = 15) -> list[dict]:
+def _records(root: Path, kind: str, n: int, timeout: float = 60) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rows = [json.loads(line) for f in sorted(root.glob(f"{kind}/date=*/hour=*/*.jsonl")) for line in f.read_text().splitlines()]
@@ -34,6 +40,102 @@ def _records(root: Path, kind: str, n: int, timeout: float = 15) -> list[dict]:
             return rows
         time.sleep(0.2)
     raise AssertionError(f"{kind}: fewer than {n} records after {timeout}s")
+
+
+class StallingProxy:
+    """A test-only HTTP pass-through in front of the real vLLM server, in a thread with its own
+    event loop. Requests and non-streamed answers pass as they are. A streamed answer from vLLM
+    is forwarded as it comes but held at one point until `release()`: after its first
+    server-sent event (`hold_at="first"`: then the rest follows) or after its last one, before
+    the end of the HTTP body (`hold_at="end"`: then the end follows). `stream_done` is set once
+    the stream is over, whichever way."""
+
+    def __init__(self, upstream: str, hold_at: str, *, hold_timeout_s: float = 120) -> None:
+        assert hold_at in ("first", "end")
+        self.upstream, self.hold_at, self.hold_timeout_s = upstream.rstrip("/"), hold_at, hold_timeout_s
+        self.stream_done = threading.Event()
+        self.base_url = ""
+        self._loop = asyncio.new_event_loop()
+        self._release, self._stop = asyncio.Event(), asyncio.Event()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=lambda: self._loop.run_until_complete(self._serve()), name="stalling-proxy", daemon=True)
+
+    def __enter__(self) -> StallingProxy:
+        self._thread.start()
+        assert self._started.wait(30), "the stalling proxy did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+        self._loop.close()
+
+    def release(self) -> None:
+        self._loop.call_soon_threadsafe(self._release.set)
+
+    async def _serve(self) -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+
+            async def handle(request: web.Request) -> web.StreamResponse:
+                body = await request.read()
+                headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "authorization", "x-request-id")}
+                async with session.post(self.upstream + request.path.removeprefix("/v1"), data=body, headers=headers) as resp:
+                    if not (json.loads(body).get("stream") and resp.status == 200):
+                        return web.Response(body=await resp.read(), status=resp.status, content_type=resp.content_type)
+                    out = web.StreamResponse(status=200, headers={"Content-Type": resp.headers.get("Content-Type", "text/event-stream")})
+                    await out.prepare(request)
+                    try:
+                        async for n, event in _events(resp):
+                            await out.write(event)
+                            if n == 0 and self.hold_at == "first":
+                                await asyncio.wait_for(self._release.wait(), self.hold_timeout_s)
+                        if self.hold_at == "end":
+                            await asyncio.wait_for(self._release.wait(), self.hold_timeout_s)
+                        await out.write_eof()
+                    except ConnectionResetError:  # the gateway hung up on us
+                        pass
+                    finally:
+                        self.stream_done.set()
+                    return out
+
+            app = web.Application()
+            app.router.add_post("/v1/{tail:.*}", handle)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            self.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+            self._started.set()
+            try:
+                await self._stop.wait()
+            finally:
+                await runner.cleanup()
+
+
+async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[tuple[int, bytes]]:
+    """The numbered server-sent events of a streamed response, each whole."""
+    buffer, n = b"", 0
+    async for chunk in resp.content.iter_any():
+        buffer += chunk
+        while b"\n\n" in buffer:
+            event, _, buffer = buffer.partition(b"\n\n")
+            yield n, event + b"\n\n"
+            n += 1
+    if buffer:
+        yield n, buffer
+
+
+def _wait_closed_by_server(client_port: int, server_port: int, timeout: float = 15) -> None:
+    """Waits until the server side of the TCP connection from `client_port` is closed too: the
+    client's socket is then in TIME_WAIT or gone (Linux, /proc/net/tcp), never FIN_WAIT."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+        states = [r[3] for r in rows if int(r[1].split(":")[1], 16) == client_port and int(r[2].split(":")[1], 16) == server_port]
+        if all(state == "06" for state in states):  # 06: TIME_WAIT
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the gateway did not close the connection from port {client_port} within {timeout}s")
 
 
 @pytest.fixture
@@ -95,15 +197,38 @@ def test_a_broken_backend_answers_502_and_is_logged(gateway: tuple[str, Path, Pa
     assert httpx.post(f"{url}/v1/chat/completions", content=b"not json", timeout=5).status_code == 400
 
 
-def test_a_client_that_leaves_mid_stream_is_logged_as_such(gateway: tuple[str, Path, Path]) -> None:
-    url, _, logs = gateway
-    # as long as the context allows (1024): the answer must still be streaming when the client leaves
-    body = {"model": "tiny", "prompt": "sub hello {", "max_tokens": 1000, "ignore_eos": True, "stream": True}
+@pytest.fixture(params=["first", "end"])
+def stalled_gateway(backend: VllmServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Path, StallingProxy]]:
+    """The gateway with its one route through a `StallingProxy` in front of the real vLLM, which
+    holds the stream after its first event or before its end."""
+    routes, logs = tmp_path / "routes.json", tmp_path / "logs"
+    with StallingProxy(backend.base_url, request.param) as proxy:
+        write_routes(routes, [Route("stable", proxy.base_url, "1", 100)])
+        with running_gateway(routes, logs) as url:
+            yield url, logs, proxy
+
+
+def test_a_client_that_leaves_mid_stream_is_logged_as_such(stalled_gateway: tuple[str, Path, StallingProxy]) -> None:
+    """vLLM's answer is held open (after its first event, or after its last one before the end
+    of the body) until the client has left *and* the gateway has closed its side of that
+    connection; only then does the answer go on: the gateway's next write, or its end of the
+    stream, meets a closed connection, however fast the machine."""
+    url, logs, proxy = stalled_gateway
+    body = {"model": "tiny", "prompt": "sub hello {", "max_tokens": 64, "ignore_eos": True, "stream": True}
     with httpx.Client(timeout=30) as client, client.stream("POST", f"{url}/v1/completions", json=body) as resp:
         assert resp.status_code == 200
-        next(resp.iter_raw())  # the first events arrive, then the client hangs up
+        client_port = resp.extensions["network_stream"].get_extra_info("client_addr")[1]
+        received = b""
+        for chunk in resp.iter_raw():
+            received += chunk
+            if proxy.hold_at == "first" or b"data: [DONE]" in received:
+                break  # the client hangs up: after the first event, or after the last one
+        assert received.startswith(b"data:") and not proxy.stream_done.is_set()
         rid = resp.headers["x-request-id"]
+    _wait_closed_by_server(client_port, int(url.rsplit(":", 1)[1]))
+    proxy.release()
     (row,) = [r for r in _records(logs, "requests", 1) if r["request_id"] == rid]
     assert row["status"] == 499 and row["error"] == "the client closed the connection" and row["stream"]
+    assert proxy.stream_done.wait(30)
     ok = httpx.post(f"{url}/v1/completions", json={"model": "tiny", "prompt": "x", "max_tokens": 2}, timeout=30)
     assert ok.status_code == 200  # the gateway carries on
