@@ -6,11 +6,16 @@
 `python -m domainllm_operators.local_stack dags-test --spec S`  `airflow dags test` in-process, same settings
 
 Everything lives under $DOMAINLLM_HOME/airflow (database, logs, generated secrets).
+SIGTERM, SIGHUP and SIGINT stop `up` and `demo` alike: Airflow and everything still running under
+it (workers, task and stage processes) is stopped, then the command exits with 128 + the signal's
+number (`up` with 0 on Ctrl-C, its normal end). A `demo` stopped so did not finish: what it serves
+stops too (as `domainllm serve stop --spec`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -25,9 +30,70 @@ from pathlib import Path
 from typing import Any
 
 from domainllm.env import OFFLINE_DEFAULTS, home
+from domainllm.serve.supervisor import group_alive
 
 REPO = Path(__file__).resolve().parent.parent
 USER = "admin"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class Stopped(Exception):
+    """A stop signal arrived; raised where the main thread is, so every `finally` runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    ignore_stop_signals()
+    raise Stopped(signum)
+
+
+def stop_on_signals() -> None:
+    """From now on SIGTERM, SIGHUP and SIGINT raise `Stopped` (once: then they are ignored)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise_stopped)
+
+
+def ignore_stop_signals() -> None:
+    """While stopping: a second signal must not leave things half-stopped."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _process_table() -> dict[int, tuple[int, int, int]]:
+    """pid -> (parent pid, process group, session) of every running process (empty without /proc)."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            table[int(stat.parent.name)] = (int(fields[1]), int(fields[2]), int(fields[3]))
+    return table
+
+
+def _tree_groups(roots: set[int]) -> dict[int, int]:
+    """Process group -> session of `roots` and of all their descendants."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    groups, todo = {}, [pid for pid in roots if pid in table]
+    while todo:
+        pid = todo.pop()
+        groups[table[pid][1]] = table[pid][2]
+        todo.extend(children.get(pid, []))
+    groups.pop(os.getpgrp(), None)
+    return groups
+
+
+def _signal_groups(groups: set[int], sig: signal.Signals) -> None:
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
 
 
 def free_port() -> int:
@@ -122,17 +188,24 @@ class LocalStack:
                 )
 
     def stop(self, grace: float = 15) -> None:
-        # The scheduler can hang on SIGTERM waiting for idle workers: SIGKILL after grace.
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+        """Stops Airflow and everything still running under it, each in a group of its own:
+        LocalExecutor workers, task processes and the stage processes they launched (in
+        sessions of their own). SIGTERM goes to the groups in Airflow's sessions (a task
+        process passes it on to its stage through `on_kill`, as when a task is killed);
+        SIGKILL to every group left after `grace` (the scheduler can hang waiting for workers)."""
+        leaders = {proc.pid for proc in self.procs.values()}
+        tree = _tree_groups(leaders)
+        groups = leaders | set(tree)
+        _signal_groups(leaders | {pgid for pgid, sid in tree.items() if sid in leaders}, signal.SIGTERM)
         deadline = time.monotonic() + grace
+        while groups and time.monotonic() < deadline:
+            time.sleep(0.2)
+            for proc in self.procs.values():
+                proc.poll()
+            groups = {pgid for pgid in groups if group_alive(pgid)}
+        _signal_groups(groups | set(_tree_groups(leaders)), signal.SIGKILL)
         for proc in self.procs.values():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            proc.wait()
         self.procs.clear()
 
     # REST API -------------------------------------------------------------------------
@@ -218,10 +291,11 @@ class LocalStack:
 def _demo(args: argparse.Namespace) -> int:
     from domainllm_operators.demo_cycle import flywheel_cycle
 
+    stop_on_signals()
     stack = LocalStack(args.port)
     print(f"starting Airflow (SQLite, LocalExecutor) in {stack.airflow_home} ...", flush=True)
     spec_path = str(Path(args.spec).resolve())
-    cycle = None
+    cycle, stopped = None, None
     try:
         stack.start()
         conf = {"spec": spec_path, "run_id": args.run_id, "force": args.force}
@@ -230,8 +304,17 @@ def _demo(args: argparse.Namespace) -> int:
         state = stack.follow("domain_llm", dag_run)
         if state == "success" and args.synopses:
             cycle = flywheel_cycle(stack, spec_path, Path(args.synopses))
+    except Stopped as exc:
+        stopped = exc
     finally:
+        ignore_stop_signals()
         stack.stop()
+    if stopped is not None:
+        served = stop_serving(spec_path)
+        with contextlib.suppress(OSError):  # a hung-up terminal
+            print(f"\ndemo stopped by {stopped} before it finished: Airflow is stopped, and so is what the run "
+                  f"served ({', '.join(served) or 'nothing was serving'})", flush=True)  # fmt: skip
+        return 128 + stopped.signum
     h = home()
     if cycle is not None:
         print(cycle.summary())
@@ -246,6 +329,27 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if state == "success" and (cycle is None or cycle.ok) else 1
 
 
+def stop_serving(spec_path: str) -> list[str]:
+    """Stops the local gateway and every deployment of the spec's pipeline; returns what ran."""
+    from domainllm.serve.local import LocalDeployments
+    from domainllm.serve.local_gateway import LocalGateway
+    from domainllm.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(spec_path)
+    except SpecError:
+        return []  # the run could not have served it
+    if not (home() / "serve" / spec.name).is_dir():
+        return []
+    deployments = LocalDeployments(spec.name, spec.serving)
+    gateway = LocalGateway(spec.name)
+    served = [f"deployment {name}" for name in deployments.all()] + (["gateway"] if gateway.get() else [])
+    for name in deployments.all():
+        deployments.stop(name)
+    gateway.stop()
+    return served
+
+
 def _dags_test(args: argparse.Namespace) -> int:
     stack = LocalStack()
     subprocess.run([*stack._airflow(), "db", "migrate"], env=stack.env, check=True, capture_output=True)
@@ -254,24 +358,25 @@ def _dags_test(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    stop_on_signals()
     stack = LocalStack(args.port)
-    stack.start()
-    print(f"Airflow UI: {stack.url}  user {USER}, password {stack.password}  (Ctrl-C stops it)", flush=True)
     try:
+        stack.start()
+        print(f"Airflow UI: {stack.url}  user {USER}, password {stack.password}  (Ctrl-C stops it)", flush=True)
         while True:
             stack._check_alive()
             time.sleep(2)
-    except KeyboardInterrupt:
-        pass
+    except Stopped as stopped:
+        return 0 if stopped.signum == signal.SIGINT else 128 + stopped.signum
     finally:
+        ignore_stop_signals()
         stack.stop()
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m domainllm_operators.local_stack", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    up = sub.add_parser("up", help="run the stack until Ctrl-C")
+    up = sub.add_parser("up", help="run the stack until Ctrl-C (or SIGTERM, SIGHUP)")
     up.add_argument("--port", type=int, default=8080)
     up.set_defaults(func=_up)
     demo = sub.add_parser("demo", help="start, trigger domain_llm, follow it, stop")

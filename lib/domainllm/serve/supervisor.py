@@ -1,7 +1,7 @@
 """`python -m domainllm.serve.supervisor --state FILE -- COMMAND...`: keeps a server process
 running. It starts COMMAND in its own process group, restarts it when it exits on its own
-(after 1, 2, 4 ... s, at most `--max-restarts` times within `--window-s`), and on SIGTERM or
-SIGINT stops it (SIGTERM to its group, SIGKILL after the grace period) and exits 0. The
+(after 1, 2, 4 ... s, at most `--max-restarts` times within `--window-s`), and on SIGTERM,
+SIGHUP or SIGINT stops it (SIGTERM to its group, SIGKILL after the grace period) and exits 0. The
 state file (JSON, replaced atomically) says what runs: the supervisor's and the child's pid,
 restarts, the last exit code, and `state` (`running`, `backoff`, `failed`, `stopped`)."""
 
@@ -78,8 +78,8 @@ def supervise(command: list[str], state: Path, *, max_restarts: int, window_s: f
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, _stop)
     restarts: list[float] = []
     last_exit: int | None = None
     while not stopping:

@@ -1,5 +1,6 @@
 """The server supervisor: a child that dies is restarted, one that keeps dying is given up on
-(state `failed`), and SIGTERM stops the child's whole group and leaves state `stopped`."""
+(state `failed`), and SIGTERM (or SIGHUP: its terminal went away) stops the child's whole
+group and leaves state `stopped`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psutil
 
 from domainllm.serve.supervisor import alive, group_alive
 
@@ -58,3 +61,19 @@ def test_gives_up_on_a_child_that_keeps_dying(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "exited with code 3" in proc.stderr and "giving up" in proc.stderr
     assert _state(state)["state"] == "failed" and _state(state)["last_exit"] == 3
     assert seen.read_text() == "none"
+
+
+def test_sighup_stops_the_child_group_as_sigterm_does(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    child = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
+    sup = subprocess.Popen([sys.executable, "-m", "domainllm.serve.supervisor", "--state", str(state), "--grace-s", "2", "--",
+                            sys.executable, "-c", child])  # fmt: skip
+    try:
+        _wait(lambda: _state(state).get("state") == "running")
+        pid = _state(state)["child_pid"]
+        _wait(lambda: bool(psutil.Process(pid).children()))  # the sleep started in its group
+        sup.send_signal(signal.SIGHUP)
+        assert sup.wait(15) == 0
+        assert _state(state)["state"] == "stopped" and not group_alive(pid)
+    finally:
+        sup.kill()
