@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from domainllm.quant.capabilities import Variant
+from domainllm.quant.formats import Variant
 
 log = logging.getLogger(__name__)
 

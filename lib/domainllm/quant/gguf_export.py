@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from domainllm.quant.capabilities import Variant
+from domainllm.capabilities.crash import crash_in_log, describe_exit
+from domainllm.quant.formats import Variant
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,16 @@ def convert(model_path: str, dest: str, outtype: str, pre_tokenizer: str | None)
     """Runs the converter in a child process (it parses sys.argv and may exit)."""
     argv = [sys.executable, "-m", "domainllm.quant.convert", str(converter()), model_path,
             "--outfile", dest, "--outtype", outtype]  # fmt: skip
-    env = {**os.environ, "DOMAINLLM_GGUF_PRE_TOKENIZER": pre_tokenizer or ""}
+    env = {**os.environ, "DOMAINLLM_GGUF_PRE_TOKENIZER": pre_tokenizer or "", "PYTHONFAULTHANDLER": "1"}
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-8:])
+        output = done.stderr or done.stdout
+        tail = "\n".join(output.strip().splitlines()[-8:])
         if "pre-tokenizer was not recognized" in tail:
             raise ValueError("llama.cpp does not know this tokenizer's pre-tokenizer: set quantize.gguf.pre_tokenizer "
                              "to the one it behaves as (e.g. gpt-2 for a byte-level BPE with GPT-2's split pattern)")  # fmt: skip
-        raise RuntimeError(f"convert_hf_to_gguf.py failed ({done.returncode}):\n{tail}")
+        crash = crash_in_log(output)
+        raise RuntimeError(f"convert_hf_to_gguf.py {describe_exit(done.returncode)}{'; ' + crash.summary() if crash else ''}:\n{tail}")
 
 
 def export(model_path: str, variant: Variant, out: str, *, pre_tokenizer: str | None) -> None:

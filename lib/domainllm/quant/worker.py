@@ -5,8 +5,11 @@ killed worker leaves a record of what finished).
 The job (written by the `quantize` stage): `model` (a local folder), `out` (a folder: one
 sub-folder per variant), `variants` (the spec's `quantize.variants`), `ignore`,
 `calibration` (a JSONL file of {"text"}), `seq_len`, `pre_tokenizer`.
-Each result: name, status (`ok`, `skipped` with the reason, `failed` with the error),
-seconds, bytes. Exit status 1 when a variant failed, 0 otherwise."""
+Each result: name, status (`ok`, `skipped` with the reason when a tool it needs is not
+installed, `failed` with the error: a method this machine cannot run fails here, with the
+library's own words), seconds, bytes. `running` names the variant in progress, so whoever
+started a worker that died (a native crash kills the process) knows which variant killed it.
+Exit status 1 when a variant failed, 0 otherwise."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import traceback
 from importlib import metadata
 from typing import Any
 
-from domainllm.quant.capabilities import Variant, export_needs_gpu
+from domainllm.quant.formats import Variant
 
 log = logging.getLogger("domainllm.quant")
 RESULTS = "results.json"
@@ -44,14 +47,11 @@ def _dir_bytes(path: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def export_one(job: dict[str, Any], variant: Variant, texts: list[str], gpu: bool) -> dict[str, Any]:
+def export_one(job: dict[str, Any], variant: Variant, texts: list[str]) -> dict[str, Any]:
     from domainllm.quant import compressed, gguf_export
 
     out = os.path.join(job["out"], variant["name"])
     result: dict[str, Any] = {"name": variant["name"], "format": variant["format"], "path": variant["name"]}
-    reason = None if gpu else export_needs_gpu(variant)
-    if reason:
-        return {**result, "status": "skipped", "reason": f"{reason}; this machine has none, so it is skipped"}
     try:
         if variant["format"] == "gguf":
             gguf_export.export(job["model"], variant, out, pre_tokenizer=job.get("pre_tokenizer"))
@@ -61,7 +61,7 @@ def export_one(job: dict[str, Any], variant: Variant, texts: list[str], gpu: boo
     except gguf_export.MissingTool as exc:
         shutil.rmtree(out, ignore_errors=True)
         return {**result, "status": "skipped", "reason": str(exc)}
-    except Exception as exc:  # recorded per variant; the stage fails on it
+    except Exception as exc:  # recorded per variant: a side output, the pipeline goes on
         traceback.print_exc()
         shutil.rmtree(out, ignore_errors=True)
         return {**result, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
@@ -75,10 +75,10 @@ def read_texts(path: str | None) -> list[str]:
         return [json.loads(line)["text"] for line in fh if line.strip()]
 
 
-def write_results(out: str, results: list[dict[str, Any]], env: dict[str, Any]) -> None:
+def write_results(out: str, results: list[dict[str, Any]], env: dict[str, Any], running: str | None = None) -> None:
     tmp = os.path.join(out, RESULTS + ".tmp")
     with open(tmp, "w") as fh:
-        json.dump({"environment": env, "variants": results}, fh, indent=2)
+        json.dump({"environment": env, "variants": results, "running": running}, fh, indent=2)
     os.replace(tmp, os.path.join(out, RESULTS))
 
 
@@ -86,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stdout)
     with open((argv or sys.argv[1:])[0]) as fh:
         job = json.load(fh)
-    import torch
-
-    env, gpu = environment(), torch.cuda.is_available()
+    env = environment()
     log.info("quantizing %s on %s (%s)", job["model"], env["device"],
              ", ".join(f"{k} {v}" for k, v in env["versions"].items()))  # fmt: skip
     texts = read_texts(job.get("calibration"))
@@ -97,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, variant in enumerate(job["variants"], 1):
         start = time.monotonic()
         log.info("[%d/%d] %s: exporting", i, len(job["variants"]), variant["name"])
-        result = export_one(job, variant, texts, gpu)
+        write_results(job["out"], results, env, running=variant["name"])
+        result = export_one(job, variant, texts)
         result["seconds"] = round(time.monotonic() - start, 2)
         log.info("[%d/%d] %s: %s in %.1f s%s", i, len(job["variants"]), variant["name"], result["status"],
                  result["seconds"], f" ({result['reason']})" if result.get("reason") else "")  # fmt: skip

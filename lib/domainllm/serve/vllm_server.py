@@ -2,7 +2,10 @@
 process group from the serving environment's Python (`DOMAINLLM_VLLM_PYTHON`, which
 `make serve-env` creates as `.venv-serve`), ready when `/health` answers, stopped with the
 whole group on exit. The server's log goes to a file; a server that dies or never becomes
-healthy raises with the end of that log."""
+healthy raises with what killed it (the exit status, a native crash and the Python frame it
+happened in: every process of the server runs with PYTHONFAULTHANDLER=1) and the end of that
+log. `evidence()` and `explain()` say the same about a server whose engine died later, under
+a request."""
 
 from __future__ import annotations
 
@@ -19,11 +22,14 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from domainllm.capabilities.crash import TRANSIENT, crash_in_log, describe_exit, exceptions
 from domainllm.env import home
 
 log = logging.getLogger(__name__)
 
 PYTHON_ENV = "DOMAINLLM_VLLM_PYTHON"
+# What vLLM's processes log after its engine died, whatever killed it
+_CONSEQUENCES = ("EngineDeadError", "Executor failed", "died unexpectedly", "EngineCore encountered")
 LAUNCHER = Path(__file__).with_name("vllm_main.py")
 
 
@@ -66,6 +72,7 @@ class VllmServer:
         self.log_path = Path(log_path) if log_path else home() / "logs" / f"vllm-{self.port}.log"
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen | None = None
+        self.log_offset = 0  # the log is appended to: what this start wrote begins here
         self.supervised_state: Path | None = None
 
     @property
@@ -83,6 +90,7 @@ class VllmServer:
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; only read by the CPU build
         env.setdefault("VLLM_NO_USAGE_STATS", "1")
         env.setdefault("VLLM_DO_NOT_TRACK", "1")
+        env.setdefault("PYTHONFAULTHANDLER", "1")  # a native crash in any of its processes names its frame in the log
         return env
 
     def start(self, *, supervised_state: Path | None = None) -> VllmServer:
@@ -90,6 +98,7 @@ class VllmServer:
         supervisor (restarted if it dies; the state file says how it is doing), in a session
         of its own that outlives this process: stop it with `stop()` or `stop_group(pid)`."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         command = self.command()
         if supervised_state is not None:
             command = [sys.executable, "-m", "domainllm.serve.supervisor", "--state", str(supervised_state), "--grace-s", "15",
@@ -108,7 +117,9 @@ class VllmServer:
             code = self._exit_code()
             if code is not None:
                 self.stop()
-                raise ServerError(f"vLLM exited with code {code} while starting {self.model_path}:\n{self.log_tail()}")
+                crash = crash_in_log(self.log_text())
+                died = f"{describe_exit(code)}; {crash.summary()}" if crash else describe_exit(code)
+                raise ServerError(f"vLLM {died} while starting {self.model_path}:\n{self.log_tail()}")
             if self.healthy():
                 log.info("vLLM: ready in %.0fs", time.monotonic() - t0)
                 return
@@ -130,11 +141,55 @@ class VllmServer:
     def healthy(self) -> bool:
         return healthy(self.port)
 
-    def log_tail(self, lines: int = 30) -> str:
+    def log_text(self) -> str:
+        """What the server wrote to its log since it was started."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            with open(self.log_path, "rb") as fh:
+                fh.seek(self.log_offset)
+                return fh.read().decode(errors="replace")
         except OSError:
-            return "(no log)"
+            return ""
+
+    def log_tail(self, lines: int = 30) -> str:
+        kept = [line for line in self.log_text().splitlines() if "Route: " not in line]  # the route table is noise
+        return "\n".join(kept[-lines:]) or "(no log)"
+
+    def evidence(self, wait_s: float = 10) -> dict:
+        """What happened to the server, after a request failed: its exit status (waiting up to
+        `wait_s` for a server whose engine died to shut down), the native crash its log
+        reports, and the log's last lines."""
+        deadline = time.monotonic() + wait_s
+        while self.proc is not None and self.proc.poll() is None and time.monotonic() < deadline:
+            if crash_in_log(self.log_text()) is not None:
+                break
+            time.sleep(0.5)
+        code = self.proc.poll() if self.proc is not None else None
+        crash = crash_in_log(self.log_text())
+        return {"exit_code": code, "exit": describe_exit(code), "crash": crash.to_dict() if crash else None,
+                "log_tail": self.log_tail(40)}  # fmt: skip
+
+    def causes(self) -> list[str]:
+        """The exceptions the server logged before its engine died (after it, what is logged
+        are consequences: the engine's shutdown, cancelled requests)."""
+        text = self.log_text()
+        cut = min((i for i in (text.find(c) for c in _CONSEQUENCES) if i >= 0), default=len(text))
+        return exceptions(text[:cut])
+
+    def explain(self, error: str) -> tuple[str, bool]:
+        """`error` (what the client saw) with what killed the engine, and whether that is a fact
+        about this machine and model (a native crash, an exception in the model's kernels)
+        rather than a chance event (an outside kill, a timeout)."""
+        text = self.log_text()
+        crash = crash_in_log(text)
+        if crash is not None:
+            return f"vLLM's engine died: {crash.summary()} (the client saw: {error})", crash.signal not in TRANSIENT
+        causes = self.causes()
+        if causes:
+            return f"vLLM's engine failed: {causes[0]} (the client saw: {error})", True
+        if any(c in text for c in _CONSEQUENCES):
+            return f"vLLM's engine died without a crash report, as after a SIGKILL (out of memory?) (the client saw: {error})", False
+        code = self.proc.poll() if self.proc is not None else None
+        return (f"the vLLM server {describe_exit(code)} (the client saw: {error})" if code is not None else error), False
 
     def stop(self, grace_s: float = 20) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from typing import Any, ClassVar
 
+from domainllm.capabilities.machine import describe
 from domainllm.spec import Spec
 from domainllm.stages.base import StageContext, StageDefaults, StageResult
 from domainllm.stages.runner import StageError
@@ -43,21 +44,33 @@ class EvalQuantizedStage(StageDefaults):
         variants = {v.name: done[v.name] for v in ctx.spec.quantize.variants if done.get(v.name, {}).get("status") == "ok"}
         suites = self._suites(ctx.spec)
         rows: list[dict] = []
+        unscored: dict[str, str] = {}
         with local_model(quantized["source"]) as full:
             for role, location in [(FULL, None), *((n, v["registered"]["path"]) for n, v in variants.items())]:
                 start = time.monotonic()
-                with local_model(location or full) as folder, evaluable(folder, full) as path:
-                    for suite in suites:
-                        rows.extend(suite.rows(ctx, role, path))
+                try:
+                    with local_model(location or full) as folder, evaluable(folder, full) as path:
+                        rows.extend(row for suite in suites for row in suite.rows(ctx, role, path))
+                except Exception as exc:  # a variant this machine cannot load or run is recorded; the full model must run
+                    if role == FULL:
+                        raise
+                    unscored[role] = f"{type(exc).__name__}: {str(exc)[:300]}"
+                    log.warning("eval_quantized: %s could not be evaluated here: %s", role, unscored[role])
+                    continue
                 log.info("eval_quantized: %s evaluated in %.0f s", role, time.monotonic() - start)
+        variants = {n: v for n, v in variants.items() if n not in unscored}
         counts, metrics = write_items(ctx, rows, FULL)
         roles = [FULL, *variants]
-        costs = self._report(ctx, rows, roles)
+        costs, text = self._report(ctx, rows, roles)
         checks = self._serve_checks(ctx, variants) if ctx.spec.quantize.serve_check else {}
-        self._tag_versions(variants, metrics, costs)
+        self._write_report(ctx, text + (self._checks_text(checks) if checks else ""), checks)
+        self._tag_versions(variants, metrics, costs, checks)
+        counts.update({"unscored": len(unscored), "servable": sum(c["status"] == "ok" for c in checks.values()),
+                       "not_servable": sum(c["status"] == "failed" for c in checks.values())})  # fmt: skip
         return StageResult(counts=counts,
                            metrics={**metrics, **{f"{v}.{m}.cost": c["mean"] for (v, m), c in costs.items()}},
-                           info={"enabled": True, "roles": roles, "serve_checks": checks, "items_file": "items.parquet"},
+                           info={"enabled": True, "roles": roles, "serve_checks": checks, "unscored": unscored,
+                                 "items_file": "items.parquet"},
                            reports=["quantized.md", "quantized.png"])  # fmt: skip
 
     def _suites(self, spec: Spec) -> list[Any]:
@@ -69,11 +82,10 @@ class EvalQuantizedStage(StageDefaults):
             raise StageError("quantize.suites: every suite named is turned off in `evals`; name one that runs")
         return chosen
 
-    def _report(self, ctx: StageContext, rows: list[dict], roles: list[str]) -> dict[tuple[str, str], dict[str, float]]:
-        """Writes the comparison (means per variant, and each variant's difference from the full
-        model with its 95% paired-bootstrap interval); returns those differences."""
-        import mlflow
-
+    def _report(self, ctx: StageContext, rows: list[dict], roles: list[str]) -> tuple[dict[tuple[str, str], dict[str, float]], str]:
+        """The comparison (means per variant, and each variant's difference from the full model
+        with its 95% paired-bootstrap interval): those differences and the report's text; the
+        plot is written."""
         from domainllm.evals.gate import paired
         from domainllm.evals.report import plot, table
         from domainllm.evals.stats import paired_bootstrap
@@ -95,44 +107,66 @@ class EvalQuantizedStage(StageDefaults):
         text = table(scores, roles) + "\n".join(lines) + "\n"
         log.info("eval_quantized: full precision vs quantized variants (per-item means)\n%s", text)
         png = plot(scores, roles)
-        with ctx.out.fs.open(ctx.out.file("quantized.md"), "w") as fh:
-            fh.write(text)
         with ctx.out.fs.open(ctx.out.file("quantized.png"), "wb") as fh:
             fh.write(png)
+        return costs, text
+
+    def _write_report(self, ctx: StageContext, text: str, checks: dict[str, dict[str, Any]]) -> None:
+        import mlflow
+
+        with ctx.out.fs.open(ctx.out.file("quantized.md"), "w") as fh:
+            fh.write(text)
         mlflow.log_text(text, "quantized.md")
-        return costs
+        for name, c in checks.items():
+            mlflow.set_tag(f"domainllm.servable.{name}", c["servable"])
+        if checks:
+            mlflow.log_dict(checks, "serve_checks.json")
 
     def _serve_checks(self, ctx: StageContext, variants: dict[str, dict]) -> dict[str, dict[str, Any]]:
-        """Loads each compressed-tensors variant in vLLM and asks it one prompt."""
-        from domainllm.quant.capabilities import served_by_vllm, vllm_cpu_serves
-        from domainllm.serve.vllm_server import vllm_python
+        """Whether this machine's vLLM serves each compressed-tensors variant: a probe each
+        (tried in a child process, cached per machine). A variant it cannot serve is recorded
+        as not servable with the evidence; the stage goes on."""
+        from domainllm.quant.formats import served_by_vllm
+        from domainllm.serve.check import serve_check
+        from domainllm.stages.models import local_model
 
         checks: dict[str, dict[str, Any]] = {}
-        gpu = _has_gpu()
         for name, v in variants.items():
             setting = next(s.model_dump() for s in ctx.spec.quantize.variants if s.name == name)
             if not served_by_vllm(setting):
                 continue
-            reason = None if gpu else vllm_cpu_serves(setting)
-            if reason is None and vllm_python() is None:
-                reason = "no vLLM environment here (`make serve-env`)"
-            if reason:
-                log.info("eval_quantized: vLLM check of %s skipped: %s", name, reason)
-                checks[name] = {"status": "skipped", "reason": reason}
-                continue
-            checks[name] = _serve_once(ctx.spec, v["registered"]["path"])
-            log.info("eval_quantized: vLLM check of %s: %s", name, checks[name])
-            if checks[name]["status"] != "ok":
-                raise StageError(f"quantize: vLLM could not serve {name}: {checks[name]['reason']}")
+            with local_model(v["registered"]["path"]) as path:
+                record = serve_check(path, ctx.spec.serving)
+            checks[name] = _check_summary(record)
+            say = log.info if record["status"] == "ok" else log.warning
+            say("eval_quantized: vLLM %s %s here%s%s", "serves" if record["status"] == "ok" else "does not serve", name,
+                " (cached probe)" if record.get("cached") else "", f": {record.get('reason')}" if record.get("reason") else "")  # fmt: skip
         return checks
 
-    def _tag_versions(self, variants: dict[str, dict], metrics: dict[str, float], costs: dict) -> None:
-        """Each registered variant version carries its scores and costs, beside its lineage."""
+    def _checks_text(self, checks: dict[str, dict[str, Any]]) -> str:
+        lines = ["", f"Served by vLLM on this machine ({describe()}):", "", "| variant | servable | seconds | reason |",
+                 "|---|---|---|---|"]  # fmt: skip
+        for name, c in checks.items():
+            reason = (c.get("reason") or "").replace("|", "/").replace("\n", " ")[:300]
+            cached = " (cached)" if c.get("cached") else ""
+            lines.append(f"| {name} | {c['servable']}{cached} | {c.get('seconds', '-')} | {reason} |")
+        text = "\n".join(lines) + "\n"
+        log.info("eval_quantized: %s", text)
+        return text
+
+    def _tag_versions(self, variants: dict[str, dict], metrics: dict[str, float], costs: dict, checks: dict) -> None:
+        """Each registered variant version carries its scores and costs, beside its lineage,
+        and whether vLLM served it on the machine that checked (with the reason when not)."""
         import mlflow
 
         client = mlflow.MlflowClient()
         for name, v in variants.items():
             reg = v["registered"]
+            if name in checks:
+                client.set_model_version_tag(reg["name"], reg["version"], "domainllm.servable", SERVABLE[checks[name]["status"]])
+                client.set_model_version_tag(reg["name"], reg["version"], "domainllm.servable.machine", describe()[:250])
+                if checks[name].get("reason"):
+                    client.set_model_version_tag(reg["name"], reg["version"], "domainllm.servable.reason", checks[name]["reason"][:500])
             for key, value in metrics.items():
                 if key.startswith(f"{name}."):
                     client.set_model_version_tag(reg["name"], reg["version"], f"domainllm.eval.{key[len(name) + 1:]}", f"{value:.6g}")
@@ -141,26 +175,14 @@ class EvalQuantizedStage(StageDefaults):
                     client.set_model_version_tag(reg["name"], reg["version"], f"domainllm.cost.{metric}", f"{c['mean']:+.6g}")
 
 
-def _has_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+SERVABLE = {"ok": "yes", "failed": "no", "skipped": "unknown"}
 
 
-def _serve_once(spec: Spec, location: str) -> dict[str, Any]:
-    from domainllm.evals.endpoint import make_client
-    from domainllm.serve.settings import vllm_args, vllm_env
-    from domainllm.serve.vllm_server import ServerError, VllmServer
-    from domainllm.stages.models import local_model
-
-    start = time.monotonic()
-    try:
-        # eager: the check is whether vLLM's kernels load and run the variant, not how fast; compiling costs ~30 s
-        with local_model(location) as path, VllmServer(path, served_name="check", extra_args=[*vllm_args(spec.serving), "--enforce-eager"],
-                                                       env=vllm_env(spec.serving),
-                                                       start_timeout_s=spec.serving.start_timeout_s) as server:  # fmt: skip
-            reply = make_client(server.base_url).completions.create(model="check", prompt="Hello", max_tokens=8, temperature=0)
-            text = reply.choices[0].text
-    except ServerError as exc:
-        return {"status": "failed", "reason": str(exc)[-2000:]}
-    return {"status": "ok", "seconds": round(time.monotonic() - start, 1), "tokens": reply.usage.completion_tokens if reply.usage else len(text)}
+def _check_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """A probe record as the manifest keeps it: the outcome, the evidence with a short log tail."""
+    evidence = dict(record.get("evidence") or {})
+    if "log_tail" in evidence:
+        evidence["log_tail"] = "\n".join(evidence["log_tail"].splitlines()[-20:])
+    return {"status": record["status"], "servable": SERVABLE[record["status"]], "reason": record.get("reason", ""),
+            "seconds": record.get("seconds"), "cached": record.get("cached", False), "probed_at": record.get("probed_at"),
+            "evidence": evidence}  # fmt: skip

@@ -1,8 +1,10 @@
 """Stage `quantize`: the 8- and 4-bit variants of the version the gate just promoted
 (`quantize.variants`), exported in the quantization environment, each stored in the registry
 and registered as a version of `<spec name>-<variant>` with its lineage (the source version,
-the method, the libraries and the device) and the alias `champion`. A variant that needs a
-GPU is skipped on CPUs, with the reason; a variant that fails fails the stage."""
+the method, the libraries and the device) and the alias `champion`. Variants are side
+outputs: one that this machine cannot export (a method that needs a GPU, a kernel that
+crashes) is recorded as failed with the library's reason or the crash's evidence, in the
+manifest, `variants.md` and MLflow, and the stage goes on with the others."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import random
 import tempfile
 from typing import Any, ClassVar
 
+from domainllm.capabilities.machine import describe
 from domainllm.spec import Spec
 from domainllm.stages.base import StageContext, StageDefaults, StageResult
 from domainllm.stages.runner import StageError
@@ -33,6 +36,8 @@ class QuantizeStage(StageDefaults):
         return {"quantize": cfg.model_dump(mode="json", include={"enabled", "variants", "ignore", "calibration", "gguf"})}
 
     def run(self, ctx: StageContext) -> StageResult:
+        import mlflow
+
         from domainllm.quant.runner import QuantEnvMissing, run_worker
         from domainllm.stages.models import local_model
 
@@ -52,14 +57,15 @@ class QuantizeStage(StageDefaults):
             except (QuantEnvMissing, RuntimeError) as exc:
                 raise StageError(f"quantize: {exc}") from None
         variants = results["variants"]
-        failed = [f"{r['name']}: {r['reason']}" for r in variants if r["status"] == "failed"]
-        if failed:
-            raise StageError("quantize: variant(s) failed (the others were exported):\n  " + "\n  ".join(failed))
+        for r in variants:
+            mlflow.set_tag(f"domainllm.export.{r['name']}", r["status"])
+            if r["status"] == "failed":
+                log.warning("quantize: %s could not be exported here: %s", r["name"], r["reason"])
         full_bytes = _folder_bytes(source)
         for r in variants:
             if r["status"] == "ok":
                 r["registered"] = self._register(ctx, r, version, results["environment"])
-            else:
+            elif r["status"] == "skipped":
                 log.info("quantize: %s skipped: %s", r["name"], r["reason"])
         report = _table(variants, full_bytes)
         log.info("quantize: variants of version %s\n%s", version, report)
@@ -69,12 +75,13 @@ class QuantizeStage(StageDefaults):
             json.dump({**results, "source": source, "source_version": version}, fh, indent=2)
         ok = [r for r in variants if r["status"] == "ok"]
         return StageResult(
-            counts={"variants": len(ok), "skipped": len(variants) - len(ok)},
+            counts={"variants": len(ok), "skipped": sum(r["status"] == "skipped" for r in variants),
+                    "failed": sum(r["status"] == "failed" for r in variants)},
             metrics={**{f"{r['name']}.size_mb": r["bytes"] / 2**20 for r in ok},
                      **{f"{r['name']}.seconds": r["seconds"] for r in ok}},
             info={"enabled": True, "source": source, "source_version": version, "full_bytes": full_bytes,
                   "environment": results["environment"],
-                  "variants": {r["name"]: {k: r[k] for k in ("status", "reason", "format", "bytes", "registered") if k in r}
+                  "variants": {r["name"]: {k: r[k] for k in ("status", "reason", "evidence", "format", "bytes", "registered") if k in r}
                                for r in variants}},
             reports=["variants.md"])  # fmt: skip
 
@@ -172,5 +179,6 @@ def _table(variants: list[dict[str, Any]], full_bytes: int) -> str:
             rows.append(f"| {r['name']} | {r['format']} | ok | {r['bytes'] / 2**20:.1f} | {r['bytes'] / max(full_bytes, 1):.0%} "
                         f"| {r['seconds']:.1f} | {reg.get('name', '')} v{reg.get('version', '')} |")  # fmt: skip
         else:
-            rows.append(f"| {r['name']} | {r['format']} | {r['status']} | - | - | - | {r.get('reason', '')} |")
-    return "\n".join(rows) + "\n"
+            reason = " ".join(r.get("reason", "").split()).replace("|", "/")[:300]
+            rows.append(f"| {r['name']} | {r['format']} | {r['status']} | - | - | - | {reason} |")
+    return f"Exported on {describe()}\n\n" + "\n".join(rows) + "\n"

@@ -40,3 +40,44 @@ def tiny_chat_model(path: Path) -> str:
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
+
+
+def group_processes(pgid: int) -> list[tuple[int, str]]:
+    """(pid, process title) of every live process in group `pgid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            title = (stat.parent / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append((int(stat.parent.name), title))
+    return found
+
+
+def kill_engine_once_ready(monkeypatch: pytest.MonkeyPatch, signum: int, times: int | None = None) -> list[int]:
+    """Makes the vLLM servers started from now on (the first `times` of them; all by default)
+    lose their model worker to `signum` as soon as they are healthy, before their first
+    request: the death a kernel with an unsupported instruction causes (SIGILL) or the
+    out-of-memory killer (SIGKILL). Returns the pids killed."""
+    import os
+
+    from domainllm.serve.vllm_server import VllmServer
+
+    killed: list[int] = []
+    start = VllmServer.start
+
+    def start_then_kill(self: VllmServer, **kwargs: object) -> VllmServer:
+        start(self, **kwargs)
+        if times is not None and len(killed) >= times:
+            return self
+        procs = group_processes(self.proc.pid)
+        worker = [p for p, t in procs if t.startswith("VLLM::Worker")] or [p for p, t in procs if t.startswith("VLLM::EngineCore")]
+        assert worker, f"no vLLM engine process in {procs}"
+        os.kill(worker[0], signum)
+        killed.append(worker[0])
+        return self
+
+    monkeypatch.setattr(VllmServer, "start", start_then_kill)
+    return killed

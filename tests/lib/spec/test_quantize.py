@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from domainllm.quant.capabilities import export_needs_gpu, served_by_vllm, vllm_cpu_serves
+from domainllm.quant.formats import served_by_vllm
 from domainllm.spec.quantize import QuantizeConfig, QuantVariant
 
 
@@ -35,11 +35,7 @@ def test_variant_names_are_unique() -> None:
         QuantizeConfig.model_validate({"variants": [v, v]})
 
 
-def test_what_each_variant_needs() -> None:
-    awq = QuantVariant(name="a", format="compressed-tensors", scheme="W4A16", method="awq").model_dump()
-    w8a16 = QuantVariant(name="b", format="compressed-tensors", scheme="W8A16").model_dump()
+def test_vllm_serves_compressed_tensors_not_gguf() -> None:
     w4a16 = QuantVariant(name="c", format="compressed-tensors", scheme="W4A16", method="gptq").model_dump()
     q4 = QuantVariant(name="d", format="gguf", type="q4_0").model_dump()
-    assert "needs a GPU" in export_needs_gpu(awq) and export_needs_gpu(w4a16) is None and export_needs_gpu(q4) is None
-    assert "needs a GPU" in vllm_cpu_serves(w8a16) and vllm_cpu_serves(w4a16) is None and vllm_cpu_serves(awq) is None
     assert served_by_vllm(w4a16) and not served_by_vllm(q4)

@@ -1,9 +1,13 @@
-"""`quantize` and `eval_quantized` after a promotion: the CPU-capable variants are exported in
-the quantization environment, stored and registered with their lineage, scored against the
-full model with the cost of each quantization reported, and served by vLLM's CPU build."""
+"""`quantize` and `eval_quantized` after a promotion: the variants this machine can export are
+exported in the quantization environment (AWQ is tried: it fails, with the library's reason,
+where there is no accelerator), stored and registered with their lineage, scored against the
+full model with the cost of each quantization reported, and checked in vLLM. A variant whose
+vLLM worker dies (here made to die by SIGILL, as an unsupported instruction kills it) is
+recorded as not servable with the evidence, and the stage succeeds."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from domainllm.serve.vllm_server import vllm_python
 from domainllm.spec import load_spec
 from domainllm.stages.runner import run_stage
 from tests.conftest import tiny_spec_doc, write_spec
+from tests.lib.evals.vllm_helpers import kill_engine_once_ready
 from tests.lib.quant.test_worker import needs_quant
 from tests.lib.stages.test_cpt_stage import UPSTREAM
 
@@ -21,7 +26,7 @@ TRAINED = (*UPSTREAM, "cpt", "sft_data", "sft", "dpo_data", "dpo", "kb_index", "
            "eval_qa", "gate")  # fmt: skip
 
 
-def test_variants_are_registered_scored_and_served(home: Path, corpora: Path, tmp_path: Path) -> None:
+def test_variants_are_registered_scored_and_served(home: Path, corpora: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
 
     from domainllm.evals.registry import CHAMPION, COMPLETE
@@ -42,10 +47,13 @@ def test_variants_are_registered_scored_and_served(home: Path, corpora: Path, tm
     promoted = layout.read_manifest("gate").info
 
     quantized = run_stage(spec, "quantize", "q").manifest
-    variants = quantized.info["variants"]
-    assert {n: v["status"] for n, v in variants.items()} == {"w8a8": "ok", "w4a16": "ok", "w4a16-awq": "skipped", "gguf-q4_0": "ok"}
-    assert "needs a GPU" in variants["w4a16-awq"]["reason"]
-    assert quantized.info["source"] == promoted["registered_path"] and quantized.counts == {"variants": 3, "skipped": 1}
+    variants = dict(quantized.info["variants"])
+    awq = variants.pop("w4a16-awq")
+    assert awq["status"] == "ok" or (awq["status"] == "failed" and awq["reason"]), awq
+    assert {n: v["status"] for n, v in variants.items()} == {"w8a8": "ok", "w4a16": "ok", "gguf-q4_0": "ok"}
+    awq_ok = awq["status"] == "ok"
+    assert quantized.info["source"] == promoted["registered_path"]
+    assert quantized.counts == {"variants": 3 + awq_ok, "skipped": 0, "failed": 1 - awq_ok}
     client = mlflow.MlflowClient()
     for name in ("w8a8", "w4a16", "gguf-q4_0"):
         registered = variants[name]["registered"]
@@ -56,10 +64,12 @@ def test_variants_are_registered_scored_and_served(home: Path, corpora: Path, tm
         assert (Path(registered["path"]) / COMPLETE).exists()
     assert client.get_model_version_by_alias("tiny-w4a16", CHAMPION).tags["domainllm.quant.method"] == "gptq"
     report = (Path(layout.stage_dir("quantize")) / "variants.md").read_text()
-    assert "| w4a16-awq | compressed-tensors | skipped |" in report and "| gguf-q4_0 | gguf | ok |" in report
+    assert f"| w4a16-awq | compressed-tensors | {awq['status']} |" in report and "| gguf-q4_0 | gguf | ok |" in report
+    assert report.startswith("Exported on ")
 
+    killed = kill_engine_once_ready(monkeypatch, signal.SIGILL, times=1)  # the first variant checked: w8a8
     scored = run_stage(spec, "eval_quantized", "q").manifest
-    assert scored.info["roles"] == ["full", "w8a8", "w4a16", "gguf-q4_0"]
+    assert scored.info["roles"] == ["full", "w8a8", "w4a16", *(["w4a16-awq"] if awq_ok else []), "gguf-q4_0"]
     for role in scored.info["roles"]:
         assert f"{role}.perplexity.domain.loss" in scored.metrics and f"{role}.choice.general.correct" in scored.metrics
     cost = scored.metrics["w8a8.perplexity.domain.loss.cost"]
@@ -71,11 +81,20 @@ def test_variants_are_registered_scored_and_served(home: Path, corpora: Path, tm
     assert float(tags["domainllm.eval.perplexity.domain.loss"]) == pytest.approx(scored.metrics["gguf-q4_0.perplexity.domain.loss"], rel=1e-5)
     assert "domainllm.cost.perplexity.domain.loss" in tags
     if vllm_python() is not None:
-        assert scored.info["serve_checks"]["w8a8"]["status"] == "ok" and scored.info["serve_checks"]["w4a16"]["status"] == "ok"
-        assert "gguf-q4_0" not in scored.info["serve_checks"]
+        checks = scored.info["serve_checks"]
+        assert killed and "gguf-q4_0" not in checks
+        dead = checks["w8a8"]  # not servable, with the evidence; the stage went on
+        assert dead["status"] == "failed" and dead["servable"] == "no" and dead["evidence"]["crash"]["signal"] == "SIGILL", dead
+        assert "SIGILL" in dead["reason"] and scored.counts["not_servable"] >= 1
+        w4a16 = checks["w4a16"]  # what this machine's vLLM makes of it: served, or a failure with its evidence
+        assert w4a16["status"] == "ok" or (w4a16["status"] == "failed" and w4a16["evidence"]["log_tail"]), w4a16
+        assert "| w8a8 | no | " in text.split("Served by vLLM on this machine")[1]
+        mv = client.get_model_version_by_alias("tiny-w8a8", CHAMPION)
+        assert mv.tags["domainllm.servable"] == "no" and "SIGILL" in mv.tags["domainllm.servable.reason"]
+        assert mlflow.get_run(scored.mlflow_run_id).data.tags["domainllm.servable.w8a8"] == "no"
 
     # a forced rerun exports again but registers nothing new: the same export is the same version
     again = run_stage(spec, "quantize", "q", force=True).manifest
     assert {n: v.get("registered", {}).get("version") for n, v in again.info["variants"].items()} == \
-           {n: v.get("registered", {}).get("version") for n, v in variants.items()}  # fmt: skip
+           {n: v.get("registered", {}).get("version") for n, v in quantized.info["variants"].items()}  # fmt: skip
     assert len(client.search_model_versions("name = 'tiny-w8a8'")) == 1
