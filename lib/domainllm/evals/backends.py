@@ -63,6 +63,25 @@ def open_generator(backend: str, model_path: str) -> Iterator[Generator]:
         from domainllm.serve.vllm_server import VllmServer
 
         with VllmServer(model_path, served_name="eval") as server:
-            generator = EndpointGenerator(make_client(server.base_url), "eval")
-            generator.name = "vllm-server"
-            yield generator
+            yield ServedGenerator(EndpointGenerator(make_client(server.base_url), "eval"), server)
+
+
+class ServedGenerator:
+    """Generation through a vLLM server this eval started: when a request fails, the error
+    says what happened to the server (a native crash and its frame, an exception in its
+    kernels, an outside kill) rather than what the HTTP client saw."""
+
+    name = "vllm-server"
+
+    def __init__(self, generate: Generator, server) -> None:
+        self.generate, self.server = generate, server
+
+    def __call__(self, prompts, decoding) -> list[list[str]]:
+        from domainllm.evals.endpoint import EndpointError
+
+        try:
+            return self.generate(prompts, decoding)
+        except EndpointError as exc:
+            reason, _ = self.server.explain(str(exc))
+            raise EndpointError(f"{reason}; the server's log: {self.server.log_path} "
+                                f"(evals.backend transformers evaluates without vLLM)") from None  # fmt: skip

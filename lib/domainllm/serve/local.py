@@ -16,7 +16,7 @@ from pathlib import Path
 from domainllm.env import home
 from domainllm.serve.settings import vllm_args, vllm_env
 from domainllm.serve.supervisor import alive, stop_group
-from domainllm.serve.vllm_server import VllmServer, healthy
+from domainllm.serve.vllm_server import ServerError, VllmServer, healthy
 from domainllm.spec.serving import ServingConfig
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,12 @@ class LocalDeployments:
                             start_timeout_s=self.cfg.start_timeout_s)  # fmt: skip
         state = self.root / f"{name}-{int(time.time() * 1000)}.supervisor"  # its own for the server's life, whatever its name
         server.start(supervised_state=state)
+        try:
+            answer_once(server, self.pipeline)
+        except ServerError:
+            stop_group(server.proc.pid, grace_s=30)
+            state.unlink(missing_ok=True)
+            raise
         deployment = Deployment(name, version, model_path, self.pipeline, server.port, server.proc.pid, str(server.log_path), str(state),
                                 time.time())  # fmt: skip
         self._write(deployment)
@@ -125,3 +131,20 @@ class LocalDeployments:
             Path(deployment.state_path).unlink(missing_ok=True)
             log.info("deployment %s: version %s stopped", name, deployment.version)
         self._record(name).unlink(missing_ok=True)
+
+
+def answer_once(server: VllmServer, model: str) -> None:
+    """A healthy server must also answer: one short completion (the first request is where a
+    kernel this machine cannot run kills vLLM's worker); raises ServerError with what killed it."""
+    import httpx
+
+    try:
+        reply = httpx.post(f"{server.base_url}/completions", json={"model": model, "prompt": "Hello", "max_tokens": 2},
+                           timeout=server.start_timeout_s)  # fmt: skip
+        if reply.status_code == 200:
+            return
+        seen = f"HTTP {reply.status_code}"
+    except httpx.HTTPError as exc:
+        seen = f"{type(exc).__name__}: {exc}"
+    reason, _ = server.explain(seen)
+    raise ServerError(f"vLLM started {server.model_path} but could not answer a first request: {reason}\n{server.log_tail(15)}")

@@ -21,6 +21,7 @@ from domainllm.serve.canary import RouteStats, Verdict, judge, parse_metrics
 from domainllm.serve.gateway.routes import Route, write_routes
 from domainllm.serve.local import LocalDeployments
 from domainllm.serve.local_gateway import GatewayProcess
+from domainllm.serve.vllm_server import ServerError
 from domainllm.spec.serving import RolloutConfig
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,11 @@ def roll_out(version: str, model_path: str, *, cfg: RolloutConfig, deployments: 
         write_routes(routes, [Route("stable", first.base_url, version, 100)])
         log.info("rollout: first version %s takes all traffic at %s/v1", version, gateway.url)
         return Outcome("first", version)
-    canary = deployments.start("canary", version, model_path, adapters=adapters)
+    try:
+        canary = deployments.start("canary", version, model_path, adapters=adapters)
+    except ServerError as exc:
+        raise RolloutFailed(f"version {version} could not be served as a canary; version {stable.version} keeps all "
+                            f"traffic: {exc}", []) from None  # fmt: skip
     warm_up(canary.base_url, canary.served_name)
     steps: list[Step] = []
     for percent in cfg.steps:

@@ -40,6 +40,7 @@ class RolloutStage(StageDefaults):
         from domainllm.serve.local import LocalDeployments
         from domainllm.serve.local_gateway import LocalGateway
         from domainllm.serve.rollout import RolloutFailed, Step, prober, roll_out
+        from domainllm.serve.vllm_server import ServerError
 
         spec, cfg = ctx.spec, ctx.spec.serving
         if not cfg.enabled:
@@ -79,6 +80,9 @@ class RolloutStage(StageDefaults):
             mlflow.log_dict(_steps_record(version, "rolled_back", exc.steps), "rollout_steps.json")
             mlflow.set_tags({"domainllm.rollout": "rolled_back"})
             raise StageError(f"rollout: {exc}") from None
+        except ServerError as exc:  # the first version itself cannot be served here: a fact about the model, not a side check
+            mlflow.set_tags({"domainllm.rollout": "not_served"})
+            raise StageError(f"rollout: version {version} cannot be served on this machine: {exc}") from None
         if gateways.get() is None:
             raise StageError(f"rollout: the gateway stopped after the rollout; its log: {gateway.log_path}")
         previous = set_production(spec, version)

@@ -42,17 +42,23 @@ def tiny_chat_model(path: Path) -> str:
     return str(path)
 
 
-def group_processes(pgid: int) -> list[tuple[int, str]]:
-    """(pid, process title) of every live process in group `pgid`."""
-    found = []
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line or process title) of every live process below `pid` (a supervised server runs in a
+    session of its own, so its process group is not the supervisor's)."""
+    children: dict[int, list[tuple[int, str]]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            title = (stat.parent / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+            title = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append((int(stat.parent.name), title))
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append((int(stat.parent.name), title))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child[0])
     return found
 
 
@@ -72,7 +78,7 @@ def kill_engine_once_ready(monkeypatch: pytest.MonkeyPatch, signum: int, times: 
         start(self, **kwargs)
         if times is not None and len(killed) >= times:
             return self
-        procs = group_processes(self.proc.pid)
+        procs = descendants(self.proc.pid)
         worker = [p for p, t in procs if t.startswith("VLLM::Worker")] or [p for p, t in procs if t.startswith("VLLM::EngineCore")]
         assert worker, f"no vLLM engine process in {procs}"
         os.kill(worker[0], signum)

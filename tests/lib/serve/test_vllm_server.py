@@ -35,3 +35,26 @@ def test_a_model_that_cannot_be_served_fails_with_the_log(tmp_path: Path) -> Non
     with pytest.raises(ServerError, match="vLLM exited with code") as err:
         VllmServer(str(tmp_path / "empty"), log_path=str(tmp_path / "vllm.log")).start()
     assert "empty" in str(err.value) and (tmp_path / "vllm.log").exists()
+
+
+@needs_vllm
+def test_the_launcher_asks_for_amx_permission_where_the_cpu_has_amx() -> None:
+    """vLLM's CPU attention runs AMX tile instructions without asking Linux first: on an AMX
+    machine a process that has not asked dies by SIGILL at the first tile instruction. The
+    launcher asks in every vLLM process; where there is no AMX the request fails harmlessly."""
+    import errno
+    import subprocess
+
+    from domainllm.capabilities import machine
+    from domainllm.serve.vllm_server import vllm_python
+
+    code = ("import ctypes, runpy, sys\nm = runpy.run_path(sys.argv[1])\nperm = ctypes.c_uint64(0)\n"
+            "libc = ctypes.CDLL(None)\nlibc.syscall(ctypes.c_long(158), ctypes.c_long(0x1022), ctypes.byref(perm))\n"
+            "print(m['AMX_PERMISSION'], (perm.value >> 18) & 1)")  # fmt: skip
+    done = subprocess.run([vllm_python(), "-c", code, str(LAUNCHER)], capture_output=True, text=True, timeout=60, check=True)
+    answer, permitted = done.stdout.split()
+    if "amx_tile" in machine()["flags"]:
+        assert (answer, permitted) == ("0", "1"), done.stderr
+    else:
+        assert answer in ("None", str(errno.EINVAL), str(errno.EOPNOTSUPP)) and permitted == "0", done.stderr
+    assert "AMX tile permission refused" not in done.stderr
