@@ -16,6 +16,7 @@ from domainllm_operators.local_stack import LocalStack
 @dataclass
 class Cycle:
     requests: int = 0
+    answered: int = 0
     feedback: int = 0
     flywheel_run: str = ""
     flywheel_state: str = ""
@@ -56,7 +57,10 @@ def flywheel_cycle(stack: LocalStack, spec_path: str, synopses: Path, *, questio
 
         echo("a retrieval-augmented answer through the gateway:\n" + ask_with_citations(gateway.url, spec.name, asked[0][0]))
     traffic = send(gateway.url, spec.name, asked)
-    cycle = Cycle(requests=traffic.requests, feedback=traffic.feedback)
+    cycle = Cycle(requests=traffic.requests, answered=traffic.answered, feedback=traffic.feedback)
+    if traffic.answered < traffic.requests:
+        cycle.notes.append(f"{traffic.requests - traffic.answered} of {traffic.requests} demo requests were not answered "
+                           f"(the gateway's log: {gateway.log_path})")  # fmt: skip
     time.sleep(2)  # the gateway's log writer flushes every 0.5 s
     end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
     window = {"window_start": start.isoformat(), "window_end": end.isoformat()}
@@ -71,4 +75,44 @@ def flywheel_cycle(stack: LocalStack, spec_path: str, synopses: Path, *, questio
         cycle.training_run = stack.triggered_run("domain_llm", after)
         echo(f"the flywheel's Asset event started domain_llm run {cycle.training_run}; following it:")
         cycle.training_state = stack.follow("domain_llm", cycle.training_run, timeout=timeout, echo=echo)
+    else:
+        cycle.notes.append(why_no_round(spec, cycle.flywheel_run_id, states))
     return cycle
+
+
+def why_no_round(spec, flywheel_run_id: str, states: dict[str, str | None]) -> str:
+    """Why data_flywheel started no training round: its task states and the pairs it had."""
+    from domainllm.artifacts import RunLayout
+
+    said = f"no training round: data_flywheel's trigger_training is {states.get('trigger_training')}"
+    prefs = RunLayout(spec.artifact_root, flywheel_run_id).read_manifest("preferences")
+    if prefs is None:
+        return f"{said}; its preferences stage left no manifest (task states: {states})"
+    return (f"{said}; {prefs.counts.get('pending', 0)} pairs since the last round, {spec.flywheel.min_new_pairs} needed "
+            f"(flywheel.min_new_pairs); {prefs.counts.get('pairs_new', 0)} new from this window")
+
+
+def quantized_summary(spec_path: str, run_id: str) -> str:
+    """Which quantized variants of the run this machine exported and its vLLM serves, and why
+    not the others (from the quantize and eval_quantized manifests)."""
+    from domainllm.artifacts import RunLayout
+    from domainllm.capabilities.machine import describe
+    from domainllm.spec import load_spec
+
+    spec = load_spec(spec_path)
+    layout = RunLayout(spec.artifact_root, run_id)
+    exported, scored = layout.read_manifest("quantize"), layout.read_manifest("eval_quantized")
+    if exported is None or not exported.info.get("enabled"):
+        return "quantized variants: none (quantize.enabled is off, or the stage did not run)"
+    lines = [f"quantized variants on this machine ({describe()}):"]
+    checks = scored.info.get("serve_checks", {}) if scored is not None else {}
+    for name, variant in exported.info["variants"].items():
+        if variant["status"] != "ok":
+            lines.append(f"  {name:<14} not exported: {variant.get('reason', variant['status'])}")
+        elif name in checks:
+            check = checks[name]
+            verdict = {"ok": "vLLM serves it", "failed": "vLLM cannot serve it", "skipped": "not checked"}[check["status"]]
+            lines.append(f"  {name:<14} {verdict}" + (f": {check['reason']}" if check.get("reason") else ""))
+        else:
+            lines.append(f"  {name:<14} exported ({variant['format']}: for llama.cpp/ollama, not vLLM)")
+    return "\n".join(lines)

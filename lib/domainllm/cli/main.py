@@ -8,7 +8,7 @@ import os
 import sys
 
 from domainllm import lifecycle
-from domainllm.cli import data, demo, k8s, plan, run, serve, spec, stage
+from domainllm.cli import capabilities, data, demo, k8s, plan, run, serve, spec, stage
 from domainllm.env import apply_offline_defaults
 from domainllm.launch import USER_ERROR
 
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="domainllm", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (stage, run, spec, data, plan, demo, serve, k8s):
+    for module in (stage, run, spec, data, plan, demo, serve, k8s, capabilities):
         module.register(sub)
     return parser
 
