@@ -102,7 +102,7 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory):
     if vllm_python() is None:
         pytest.skip(f"no vLLM environment: run `make serve-env` and set {PYTHON_ENV}")
     model = tiny_chat_model(tmp_path_factory.mktemp("vllm") / "m")
-    with VllmServer(model, served_name="tiny", extra_args=[*JUDGE_SERVER_ARGS, "--max-model-len", "1024"],
+    with VllmServer(model, served_name="tiny", extra_args=[*JUDGE_SERVER_ARGS, "--max-model-len", "1024", "--enforce-eager"],
                     log_path=str(tmp_path_factory.mktemp("vllm-log") / "vllm.log")) as server:  # fmt: skip
         yield server
 

@@ -47,7 +47,7 @@ def serve_check(model_path: str, serving: ServingConfig, *, refresh: bool = Fals
     python = vllm_python()
     if python is None:
         return {"status": "skipped", "reason": f"no vLLM environment here (`make serve-env`, {PYTHON_ENV})", "cached": False}
-    args = [*vllm_args(serving), "--enforce-eager"]
+    args = vllm_args(serving.model_copy(update={"enforce_eager": True}))
     subject = {"vllm": vllm_version(python), "model": model_signature(model_path), "args": args}
     return Probes().run(PROBE, subject, lambda: _try(model_path, python, args, serving), refresh=refresh)
 

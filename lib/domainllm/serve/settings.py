@@ -15,6 +15,8 @@ def vllm_args(cfg: ServingConfig, *, adapters: dict[str, str] | None = None) -> 
         args += ["--max-model-len", str(cfg.max_model_len)]
     if cfg.max_num_seqs:
         args += ["--max-num-seqs", str(cfg.max_num_seqs)]
+    if cfg.enforce_eager:
+        args.append("--enforce-eager")
     if adapters and not cfg.lora.enabled:
         raise ValueError("LoRA adapters given but serving.lora.enabled is false")
     if cfg.lora.enabled:
