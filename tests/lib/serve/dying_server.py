@@ -1,6 +1,7 @@
 """A stand-in for vLLM's server that is healthy until its first request, then dies the way a
 kernel with an unsupported instruction kills vLLM's worker: by SIGILL, with faulthandler's
-report in its log. Run as `python dying_server.py LAUNCHER serve MODEL --port P ...` (what
+report in its log (or by the signal named in DYING_SIGNAL, e.g. SIGKILL as the out-of-memory
+killer sends it, which leaves no report). Run as `python dying_server.py LAUNCHER serve MODEL --port P ...` (what
 VllmServer runs, with this file in place of the serving environment's Python)."""
 
 import faulthandler
@@ -12,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 
 def kernel() -> None:
-    os.kill(os.getpid(), signal.SIGILL)
+    os.kill(os.getpid(), getattr(signal, os.environ.get("DYING_SIGNAL", "SIGILL")))
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -8,7 +8,6 @@ the same evidence instead of an HTTP client's traceback."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,24 +15,13 @@ import pytest
 from domainllm.evals.backends import open_generator
 from domainllm.evals.endpoint import EndpointError
 from domainllm.serve.local import LocalDeployments
-from domainllm.serve.vllm_server import PYTHON_ENV, ServerError
+from domainllm.serve.vllm_server import ServerError
 from domainllm.spec.evals import Decoding
 from domainllm.spec.serving import ServingConfig
 from tests.lib.evals.vllm_helpers import descendants
 
-STAND_IN = Path(__file__).with_name("dying_server.py")
 
-
-@pytest.fixture
-def dying_vllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    python = tmp_path / "python"
-    python.write_text(f"#!/bin/sh\nshift\nexec {sys.executable} {STAND_IN} \"$@\"\n")  # drops the launcher's path
-    python.chmod(0o755)
-    monkeypatch.setenv(PYTHON_ENV, str(python))
-    monkeypatch.setattr("domainllm.evals.backends.vllm_in_process", lambda: False)
-
-
-def test_a_deployment_that_cannot_answer_is_not_started(home: Path, dying_vllm: None) -> None:
+def test_a_deployment_that_cannot_answer_is_not_started(home: Path, dying_vllm: Path) -> None:
     deployments = LocalDeployments("tiny", ServingConfig(start_timeout_s=60))
     with pytest.raises(ServerError) as err:
         deployments.start("stable", "1", "/models/tiny")
@@ -44,7 +32,7 @@ def test_a_deployment_that_cannot_answer_is_not_started(home: Path, dying_vllm: 
     assert [cmd for _, cmd in descendants(os.getpid()) if "dying_server" in cmd] == []
 
 
-def test_an_eval_whose_server_dies_says_why(home: Path, dying_vllm: None) -> None:
+def test_an_eval_whose_server_dies_says_why(home: Path, dying_vllm: Path) -> None:
     with pytest.raises(EndpointError) as err, open_generator("vllm", "/models/tiny") as generate:
         generate(["sub hello {"], Decoding(max_new_tokens=4))
     message = str(err.value)
