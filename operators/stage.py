@@ -3,6 +3,7 @@ the spec names, and return the stage manifest's summary through XCom."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,9 @@ class _LaunchingOperator(BaseOperator):
         self.spec_path = spec_path
         self.run_id = run_id
         self._launcher: Launcher | None = None
+        self._killed = threading.Event()
+        self._handle_seen = False
+        self._kill_once = threading.Lock()
 
     def _load_spec(self):
         from domainllm.artifacts import validate_run_id
@@ -44,10 +48,30 @@ class _LaunchingOperator(BaseOperator):
                    "attempt_id": request.attempt_id, "launcher": spec.runtime.launcher, "mlflow_run_id": mlflow_run_id},
         )  # fmt: skip
         self._launcher = get_launcher(spec, self.spec_path, mlflow_run_id)
-        return self._launcher.launch(request, self.log, on_handle=lambda handle: ti.xcom_push(key="handle", value=handle))
+        if self._killed.is_set():
+            # Airflow's task process goes on after on_kill: a stage launched now would run
+            # unwatched until the SIGKILL that ends the task process.
+            raise AirflowException(f"the task was killed before its stage started ({request.name}, run {request.run_id})")
+
+        def on_handle(handle: dict[str, Any]) -> None:
+            self._handle_seen = True
+            if self._killed.is_set():  # on_kill came while it was starting, before there was anything to kill
+                self._stop_launched()
+            ti.xcom_push(key="handle", value=handle)
+
+        return self._launcher.launch(request, self.log, on_handle=on_handle)
 
     def on_kill(self) -> None:
-        if self._launcher is not None:
+        """Stops the stage; one not launched yet never will be. Airflow calls this from its
+        SIGTERM handler (in the middle of `execute`) or on a timeout."""
+        self._killed.set()
+        self._stop_launched()
+
+    def _stop_launched(self) -> None:
+        # Once something runs (its handle was seen), and only once: a second SIGTERM would
+        # interrupt the stage's own clean-up. on_kill and on_handle both set their flag
+        # before they check the other's, so one of them always gets here with both set.
+        if self._launcher is not None and self._handle_seen and self._kill_once.acquire(blocking=False):
             self._launcher.kill()
 
 
