@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
 import threading
 import time
 
 PARENT_PID_ENV = "DOMAINLLM_PARENT_PID"
+ORPHAN_GRACE_S = 10.0
+"""How long an orphaned stage's process group has to end after SIGTERM before SIGKILL."""
+
+# Ignores SIGTERM, says so, then SIGKILLs its whole process group (itself included) after the grace.
+_REAPER = 'trap "" TERM; echo ready; sleep "$1"; kill -KILL 0'
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -16,18 +23,31 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def install() -> None:
+def install(orphan_grace_s: float = ORPHAN_GRACE_S) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     parent = os.environ.get(PARENT_PID_ENV)
     if parent and parent.isdigit():
-        threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True, name="orphan-watch").start()
+        threading.Thread(target=_watch_parent, args=(int(parent), orphan_grace_s), daemon=True,
+                         name="orphan-watch").start()  # fmt: skip
 
 
-def _watch_parent(parent: int) -> None:
-    """If the launcher dies without killing us (SIGKILLed worker), end our process group."""
+def _watch_parent(parent: int, grace: float = ORPHAN_GRACE_S) -> None:
+    """If the launcher dies without killing us (SIGKILLed worker), end our process group:
+    SIGTERM, then SIGKILL after `grace`.
+
+    The SIGTERM reaches this process too, which unwinds and exits, and this thread with it:
+    so the SIGKILL comes from a reaper started first in the same group, a shell that ignores
+    SIGTERM, sleeps out the grace and kills the group, itself included (it outlives an
+    early clean end by at most `grace`). Without a reaper (it could not start) SIGTERM is
+    all we can do."""
     while True:
         time.sleep(1.0)
         if os.getppid() != parent:
-            os.killpg(os.getpgrp(), signal.SIGTERM)
-            time.sleep(10.0)
-            os.killpg(os.getpgrp(), signal.SIGKILL)
+            break
+    with contextlib.suppress(OSError):
+        reaper = subprocess.Popen(["/bin/sh", "-c", _REAPER, "reaper", str(grace)], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+        assert reaper.stdout is not None
+        reaper.stdout.readline()  # its trap is set: our SIGTERM will not end it
+        reaper.stdout.close()
+    os.killpg(os.getpgrp(), signal.SIGTERM)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -58,3 +59,44 @@ def test_sigterm_exits_with_143_after_unwinding(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(10) == 143
     assert marker.read_text() == "cleaned up"
+
+
+_STAGE_WITH_A_DEAF_CHILD = """
+import subprocess, sys, time
+from domainllm import lifecycle
+lifecycle.install(orphan_grace_s=2)
+deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(600)"
+child = subprocess.Popen([sys.executable, "-c", deaf], stdout=subprocess.PIPE, text=True)  # in the stage's group
+child.stdout.readline()
+print("child", child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _group(pgid: int) -> list[int]:
+    """The live (not zombie) members of a process group."""
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+    return members
+
+
+def test_an_orphaned_stage_group_is_sigkilled_after_the_grace() -> None:
+    launcher = subprocess.Popen([sys.executable, "-c", _LAUNCHER, _STAGE_WITH_A_DEAF_CHILD, "-"], stdout=subprocess.PIPE,
+                                text=True)  # fmt: skip
+    stage = int(launcher.stdout.readline())  # the launcher's line comes first: the stage needs a second to start
+    try:
+        child = int(launcher.stdout.readline().split()[1])
+        assert os.getpgid(child) == stage
+        launcher.kill()
+        launcher.wait()
+        assert _gone(stage, 10), "stage process outlived its launcher"
+        deadline = time.monotonic() + 10  # the orphan watch's 1 s poll + 2 s grace, with room for a busy machine
+        while (left := _group(stage)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not left, "processes of the orphaned stage's group outlived the grace"
+    finally:
+        for pid in _group(stage):
+            os.kill(pid, signal.SIGKILL)
