@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -100,3 +101,32 @@ def test_an_orphaned_stage_group_is_sigkilled_after_the_grace() -> None:
     finally:
         for pid in _group(stage):
             os.kill(pid, signal.SIGKILL)
+
+
+_UNDER_A_MIDDLE = """
+import json, os, subprocess, sys
+# Like torchrun's agent: the stage's parent, but not the launcher; the stage in a session of its own
+code, marker = json.loads(sys.argv[1])
+stage = subprocess.Popen([sys.executable, "-c", code, marker], start_new_session=True)
+print(os.getpid(), stage.pid, flush=True)
+stage.wait()
+print("stage ended", flush=True)
+"""
+
+
+def test_a_stage_under_torchrun_watches_its_launcher_not_its_parent(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    launcher = subprocess.Popen([sys.executable, "-c", _LAUNCHER, _UNDER_A_MIDDLE, json.dumps([_STAGE, str(marker)])],
+                                stdout=subprocess.PIPE, text=True)  # fmt: skip
+    launcher.stdout.readline()  # the middle process's pid, as the launcher sees it
+    middle, stage = map(int, launcher.stdout.readline().split())
+    try:
+        assert not _gone(stage, 3), "a stage whose parent is not the launcher took itself for an orphan"
+        launcher.kill()
+        launcher.wait()
+        assert _gone(stage, 10), "stage process outlived its launcher"
+        assert marker.read_text() == "cleaned up"
+    finally:
+        for pid in (stage, middle):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
