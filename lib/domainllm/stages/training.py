@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from domainllm.artifacts.fs import is_local, join
-from domainllm.distributed import init_process_group, is_rank_zero
+from domainllm.distributed import init_process_group, is_rank_zero, world_size
 from domainllm.env import home
 from domainllm.plots import subplots, to_png
 from domainllm.spec import Spec
@@ -60,6 +60,7 @@ class TrainingStage(ABC):
 
     def run(self, ctx: StageContext) -> StageResult:
         from domainllm.train.deepspeed_config import resolve
+        from domainllm.train.ds_ops import op_problem
         from domainllm.train.model_io import use_bf16
 
         recipe = self.recipe(ctx.spec)
@@ -73,7 +74,6 @@ class TrainingStage(ABC):
             )
         # DeepSpeed compiles its ops on first use (~25 s): keep them in the project's cache
         os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(home() / "cache" / "torch_extensions"))
-        init_process_group()
         seq_len = self.seq_len(ctx)
         with local_model(start) as model_path, ctx.out.local_dir(MODEL_DIR) as out_dir:
             if not os.path.exists(os.path.join(model_path, "config.json")):
@@ -83,6 +83,10 @@ class TrainingStage(ABC):
                 )
             deepspeed = resolve(ctx.spec.training.deepspeed, model_path, seq_len=seq_len,
                                 micro_batch=recipe.micro_batch_size, bf16=use_bf16(recipe))  # fmt: skip
+            # the native ops DeepSpeed will build (its comm op as the ranks join): probed first, cached
+            if problem := op_problem(deepspeed, world=world_size()):
+                raise StageError(problem)
+            init_process_group()
             result = self.train(ctx, model_path=model_path, out_dir=out_dir, seq_len=seq_len, deepspeed=deepspeed)
             lineage = {"started_from": start, "inputs": {d: m.fingerprint for d, m in ctx.upstream.items()},
                        "resumed_from": result.resumed_from}  # fmt: skip
