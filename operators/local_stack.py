@@ -8,8 +8,9 @@
 Everything lives under $DOMAINLLM_HOME/airflow (database, logs, generated secrets).
 SIGTERM, SIGHUP and SIGINT stop `up` and `demo` alike: Airflow and everything still running under
 it (workers, task and stage processes) is stopped, then the command exits with 128 + the signal's
-number (`up` with 0 on Ctrl-C, its normal end). A `demo` stopped so did not finish: what it serves
-stops too (as `domainllm serve stop --spec`).
+number (`up` with 0 on Ctrl-C, its normal end). A `demo` stopped so did not finish: its DAG runs
+are marked failed (not resumed by the next start), and what it serves stops too (as
+`domainllm serve stop --spec`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -215,13 +217,13 @@ class LocalStack:
             self._token = body["access_token"]
         return self._token
 
-    def _request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
+    def _request(self, method: str, path: str, body: Any = None, auth: bool = True, timeout: float = 30) -> Any:
         headers = {"Content-Type": "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self.token()}"
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             payload = resp.read()
         return json.loads(payload) if payload else None
 
@@ -295,7 +297,7 @@ def _demo(args: argparse.Namespace) -> int:
     stack = LocalStack(args.port)
     print(f"starting Airflow (SQLite, LocalExecutor) in {stack.airflow_home} ...", flush=True)
     spec_path = str(Path(args.spec).resolve())
-    cycle, stopped = None, None
+    cycle, stopped, failed_runs = None, None, []
     try:
         stack.start()
         conf = {"spec": spec_path, "run_id": args.run_id, "force": args.force}
@@ -306,6 +308,7 @@ def _demo(args: argparse.Namespace) -> int:
             cycle = flywheel_cycle(stack, spec_path, Path(args.synopses))
     except Stopped as exc:
         stopped = exc
+        failed_runs = fail_unfinished_runs(stack)
     finally:
         ignore_stop_signals()
         stack.stop()
@@ -313,7 +316,8 @@ def _demo(args: argparse.Namespace) -> int:
         served = stop_serving(spec_path)
         with contextlib.suppress(OSError):  # a hung-up terminal
             print(f"\ndemo stopped by {stopped} before it finished: Airflow is stopped, and so is what the run "
-                  f"served ({', '.join(served) or 'nothing was serving'})", flush=True)  # fmt: skip
+                  f"served ({', '.join(served) or 'nothing was serving'}); marked failed: "
+                  f"{', '.join(failed_runs) or 'no DAG run'}", flush=True)  # fmt: skip
         return 128 + stopped.signum
     h = home()
     if cycle is not None:
@@ -327,6 +331,43 @@ def _demo(args: argparse.Namespace) -> int:
         f"  task logs:   {stack.airflow_home / 'logs'}"
     )
     return 0 if state == "success" and (cycle is None or cycle.ok) else 1
+
+
+UNFINISHED_TASKS = ("none", "scheduled", "queued", "running", "up_for_retry", "up_for_reschedule", "deferred",
+                    "restarting", "awaiting_input")  # fmt: skip
+
+
+def fail_unfinished_runs(stack: LocalStack, timeout: float = 3) -> list[str]:
+    """Marks the DAG runs still queued or running in the stack's Airflow failed (`dag_id/run_id`
+    of each), with their unfinished tasks. For a demo stopped midway, before Airflow stops under
+    them: a run left "running" in the database is resumed by the next start, beside the new one.
+    Best-effort and quick: a dead or hung API server must not delay the stop."""
+    if stack._token is None:
+        return []  # nothing triggered yet; and no 30 s token request to a hung server
+    failed = []
+    try:
+        runs = stack._request("GET", "/api/v2/dags/~/dagRuns?state=queued&state=running", timeout=timeout)
+        for run in runs["dag_runs"]:
+            path = f"/api/v2/dags/{run['dag_id']}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
+            try:
+                if stack._request("PATCH", path, {"state": "failed"}, timeout=timeout)["state"] != "failed":
+                    # Airflow keeps the run going for its teardowns (domain_llm's run_finish), which
+                    # the stop would kill anyway: fail them, then the run.
+                    query = "&".join(f"state={state}" for state in UNFINISHED_TASKS)
+                    tis = stack._request("GET", f"{path}/taskInstances?{query}", timeout=timeout)
+                    for ti in tis["task_instances"]:
+                        index = f"/{ti['map_index']}" if ti["map_index"] >= 0 else ""
+                        stack._request("PATCH", f"{path}/taskInstances/{ti['task_id']}{index}", {"new_state": "failed"},
+                                       timeout=timeout)  # fmt: skip
+                    stack._request("PATCH", path, {"state": "failed"}, timeout=timeout)
+            except urllib.error.HTTPError as exc:  # it answered: this run only (e.g. its DAG is gone)
+                print(f"could not mark {run['dag_id']}/{run['dag_run_id']} failed: {exc}", flush=True)
+                continue
+            failed.append(f"{run['dag_id']}/{run['dag_run_id']}")
+    except (OSError, ValueError, KeyError) as exc:  # no answer (URLError, timeouts are OSErrors), or no JSON
+        with contextlib.suppress(OSError):
+            print(f"could not mark the unfinished DAG runs failed: {exc}", flush=True)
+    return failed
 
 
 def stop_serving(spec_path: str) -> list[str]:

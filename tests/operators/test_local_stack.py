@@ -1,6 +1,7 @@
 """Stopping the local stack is clean: SIGTERM, SIGHUP (or Ctrl-C) to `up` or `demo` leaves no
 process behind, neither Airflow's nor the task and stage processes it ran (each in a group or
-session of its own), and a killed demo stops what it served."""
+session of its own), and a killed demo stops what it served and fails its DAG runs (left "running",
+the next start would resume them)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import ctypes
 import json
 import os
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from domainllm_operators.local_stack import LocalStack, Stopped, free_port, stop_on_signals, stop_serving
+from domainllm_operators.local_stack import (
+    LocalStack,
+    Stopped,
+    fail_unfinished_runs,
+    free_port,
+    stop_on_signals,
+    stop_serving,
+)
 from tests.conftest import tiny_spec_doc, write_spec
 
 LOCAL_STACK = [sys.executable, "-m", "domainllm_operators.local_stack"]
@@ -173,6 +183,19 @@ def test_stop_serving_stops_the_pipelines_deployments_and_gateway(home: Path, co
     assert not ours.left_behind(), "a served process outlived stop_serving"
 
 
+def test_failing_the_runs_of_a_hung_api_server_does_not_delay_the_stop(home: Path) -> None:
+    stack = LocalStack()
+    with socket.socket() as hung:  # accepts connections, never answers
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        stack.url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        assert fail_unfinished_runs(stack) == []  # nothing triggered: not even a token is asked for
+        stack._token = "t"
+        t0 = time.monotonic()
+        assert fail_unfinished_runs(stack, timeout=1) == []
+    assert time.monotonic() - t0 < 3
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda sig: sig.name)
 def test_up_leaves_nothing_running_after(sig: signal.Signals, ours: Ours) -> None:
@@ -185,7 +208,7 @@ def test_up_leaves_nothing_running_after(sig: signal.Signals, ours: Ours) -> Non
 
 
 @pytest.mark.slow
-def test_a_demo_killed_midway_leaves_nothing_running(ours: Ours, corpora: Path, tmp_path: Path) -> None:
+def test_a_demo_killed_midway_leaves_nothing_running(home: Path, ours: Ours, corpora: Path, tmp_path: Path) -> None:
     doc = tiny_spec_doc(corpora)
     doc["base_model"]["demo"]["steps"] = 1_000_000  # still training when the demo is killed
     spec = write_spec(tmp_path / "spec.yaml", doc)
@@ -202,3 +225,8 @@ def test_a_demo_killed_midway_leaves_nothing_running(ours: Ours, corpora: Path, 
     assert demo.returncode == 128 + signal.SIGTERM
     assert "demo stopped by SIGTERM before it finished" in out and "(nothing was serving)" in out
     assert not ours.left_behind(), "processes of the demo outlived it"
+    with contextlib.closing(sqlite3.connect(home / "airflow" / "airflow.db")) as db:  # Airflow is stopped: its database
+        runs = db.execute("SELECT dag_id, run_id, state FROM dag_run").fetchall()
+        running = db.execute("SELECT task_id FROM task_instance WHERE state = 'running'").fetchall()
+    assert [(dag, state) for dag, _, state in runs] == [("domain_llm", "failed")] and not running, out
+    assert f"marked failed: domain_llm/{runs[0][1]}" in out
