@@ -291,7 +291,7 @@ class LocalStack:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from domainllm_operators.demo_cycle import flywheel_cycle
+    from domainllm_operators.demo_cycle import flywheel_cycle, quantized_summary
 
     stop_on_signals()
     stack = LocalStack(args.port)
@@ -322,6 +322,8 @@ def _demo(args: argparse.Namespace) -> int:
     h = home()
     if cycle is not None:
         print(cycle.summary())
+    if state == "success":
+        print("\n" + quantized_summary(spec_path, args.run_id))
     print(
         f"\ndomain_llm finished: {state}\n"
         f"  artifacts:   {h / 'artifacts' / args.run_id}\n"
