@@ -16,6 +16,7 @@ from domainllm.artifacts import RunLayout
 from domainllm.serve.vllm_server import vllm_python
 from domainllm.spec import load_spec
 from domainllm.stages.runner import run_stage
+from domainllm_operators.demo_cycle import quantized_summary
 from tests.conftest import tiny_spec_doc, write_spec
 from tests.lib.evals.vllm_helpers import kill_engine_once_ready
 from tests.lib.quant.test_worker import needs_quant
@@ -40,7 +41,8 @@ def test_variants_are_registered_scored_and_served(home: Path, corpora: Path, tm
         {"name": "gguf-q4_0", "format": "gguf", "type": "q4_0"}],
         "calibration": {"samples": 8, "seq_len": 64}, "gguf": {"pre_tokenizer": "gpt-2"},
         "suites": ["perplexity", "choice"], "serve_check": vllm_python() is not None}  # fmt: skip
-    spec = load_spec(write_spec(tmp_path / "spec.yaml", doc))
+    spec_path = write_spec(tmp_path / "spec.yaml", doc)
+    spec = load_spec(spec_path)
     for stage in TRAINED:
         run_stage(spec, stage, "q")
     layout = RunLayout(spec.artifact_root, "q")
@@ -92,6 +94,10 @@ def test_variants_are_registered_scored_and_served(home: Path, corpora: Path, tm
         mv = client.get_model_version_by_alias("tiny-w8a8", CHAMPION)
         assert mv.tags["domainllm.servable"] == "no" and "SIGILL" in mv.tags["domainllm.servable.reason"]
         assert mlflow.get_run(scored.mlflow_run_id).data.tags["domainllm.servable.w8a8"] == "no"
+        summary = quantized_summary(str(spec_path), "q")  # what `make demo` prints at its end
+        assert "w8a8           vLLM cannot serve it: vLLM's engine died: SIGILL" in summary
+        assert "gguf-q4_0      exported (gguf: for llama.cpp/ollama, not vLLM)" in summary
+        assert ("w4a16-awq      vLLM" if awq_ok else "w4a16-awq      not exported: ") in summary
 
     # a forced rerun exports again but registers nothing new: the same export is the same version
     again = run_stage(spec, "quantize", "q", force=True).manifest
