@@ -179,6 +179,7 @@ class VllmServer:
         """`error` (what the client saw) with what killed the engine, and whether that is a fact
         about this machine and model (a native crash, an exception in the model's kernels)
         rather than a chance event (an outside kill, a timeout)."""
+        self._settle()
         text = self.log_text()
         crash = crash_in_log(text)
         if crash is not None:
@@ -190,6 +191,15 @@ class VllmServer:
             return f"vLLM's engine died without a crash report, as after a SIGKILL (out of memory?) (the client saw: {error})", False
         code = self.proc.poll() if self.proc is not None else None
         return (f"the vLLM server {describe_exit(code)} (the client saw: {error})" if code is not None else error), False
+
+    def _settle(self, timeout_s: float = 5) -> None:
+        """A request fails as soon as the server's socket closes, which can be before the
+        process has exited and its crash report reached the log: give it a moment."""
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                pass
 
     def stop(self, grace_s: float = 20) -> None:
         if self.proc is None or self.proc.poll() is not None:

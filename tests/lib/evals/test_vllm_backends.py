@@ -57,7 +57,7 @@ def test_vllm_backend_runs_a_server_for_the_model_and_stops_it(model: str) -> No
     with open_generator("vllm", model) as generate:
         assert generate.name == "vllm-server"
         out = generate(PROMPTS[:1], Decoding(max_new_tokens=8))
-        url = generate.client.base_url
+        url = generate.server.base_url
     assert len(out) == 1 and len(out[0]) == 1
     import httpx
 
