@@ -25,6 +25,11 @@ QUANT_ENV_REV := 2  # bump when the recipe below changes
 QUANT_STAMP := $(QUANT_VENV)/.installed-$(shell echo $(LLAMA_CPP_PYTHON) $(QUANT_ENV_REV) | cat - constraints-quant.txt | sha1sum | cut -c1-12)
 export DOMAINLLM_QUANT_PYTHON ?= $(CURDIR)/$(QUANT_VENV)/bin/python
 PYTEST_ARGS ?=
+# Test files run in this many worker processes (pytest-xdist; 0: one process). Two on our
+# 2-core machines: much of a test's time is spent waiting on servers and child processes.
+TEST_WORKERS ?= 2
+# The environments are independent: installed side by side.
+ENVS = @$(MAKE) --no-print-directory -j4
 
 .PHONY: help install serve-env quant-env checkov-env demo dags-test test test-fast lint lock images airflow-ui mlflow-ui clean
 
@@ -80,7 +85,8 @@ $(CHECKOV_STAMP): constraints-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install -q -c constraints-checkov.txt checkov $(QUIET_PIP)
 	@touch $@
 
-demo: install serve-env quant-env  ## run domain_llm end to end, serve the model, then one data-flywheel cycle
+demo:  ## run domain_llm end to end, serve the model, then one data-flywheel cycle
+	$(ENVS) install serve-env quant-env
 	$(BIN)/domainllm demo corpora --out $(DOMAINLLM_HOME)/demo/corpora
 	$(BIN)/python -m domainllm_operators.local_stack demo --spec examples/demo/spec.yaml --run-id demo \
 		--synopses $(DOMAINLLM_HOME)/demo/corpora/perl-synopses.jsonl
@@ -89,11 +95,12 @@ dags-test: install  ## run domain_llm in one process with `airflow dags test` (n
 	$(BIN)/domainllm demo corpora --out $(DOMAINLLM_HOME)/demo/corpora
 	$(BIN)/python -m domainllm_operators.local_stack dags-test --spec examples/demo/spec.yaml --run-id demo
 
-test: install serve-env quant-env checkov-env  ## run every test, slow end-to-end ones included
-	$(BIN)/python -m pytest $(PYTEST_ARGS) tests
+test:  ## run every test, slow end-to-end ones included
+	$(ENVS) install serve-env quant-env checkov-env
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS) tests
 
 test-fast: install  ## skip the slow end-to-end tests
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS) tests
 
 lint: install  ## ruff
 	$(BIN)/ruff check lib operators dags tests bench

@@ -189,26 +189,28 @@ class LocalStack:
                     f"airflow {name} exited with {proc.returncode}; see {self.airflow_home / 'logs' / (name + '.log')}"
                 )
 
-    def stop(self, grace: float = 15) -> None:
-        """Stops Airflow and everything still running under it, each in a group of its own:
-        LocalExecutor workers, task processes and the stage processes they launched (in
-        sessions of their own). SIGTERM goes to the groups in Airflow's sessions (a task
-        process passes it on to its stage through `on_kill`, as when a task is killed);
-        SIGKILL to every group left after `grace` (the scheduler can hang waiting for workers)."""
-        leaders = {proc.pid for proc in self.procs.values()}
+    def stop(self, grace: float = 15, only: tuple[str, ...] | None = None) -> None:
+        """Stops Airflow (or `only` the named components) and everything still running under
+        it, each in a group of its own: LocalExecutor workers, task processes and the stage
+        processes they launched (in sessions of their own). SIGTERM goes to the groups in
+        Airflow's sessions (a task process passes it on to its stage through `on_kill`, as
+        when a task is killed); SIGKILL to every group left after `grace` (the scheduler can
+        hang waiting for workers)."""
+        procs = {name: proc for name, proc in self.procs.items() if only is None or name in only}
+        leaders = {proc.pid for proc in procs.values()}
         tree = _tree_groups(leaders)
         groups = leaders | set(tree)
         _signal_groups(leaders | {pgid for pgid, sid in tree.items() if sid in leaders}, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while groups and time.monotonic() < deadline:
             time.sleep(0.2)
-            for proc in self.procs.values():
+            for proc in procs.values():
                 proc.poll()
             groups = {pgid for pgid in groups if group_alive(pgid)}
         _signal_groups(groups | set(_tree_groups(leaders)), signal.SIGKILL)
-        for proc in self.procs.values():
+        for name, proc in procs.items():
             proc.wait()
-        self.procs.clear()
+            del self.procs[name]
 
     # REST API -------------------------------------------------------------------------
     def token(self) -> str:
@@ -308,6 +310,9 @@ def _demo(args: argparse.Namespace) -> int:
             cycle = flywheel_cycle(stack, spec_path, Path(args.synopses))
     except Stopped as exc:
         stopped = exc
+        # the scheduler first (and the tasks under it): else it can write a run it holds back
+        # as running after the API marked it failed; the API server stays up to mark them
+        stack.stop(only=("scheduler", "dag-processor"))
         failed_runs = fail_unfinished_runs(stack)
     finally:
         ignore_stop_signals()

@@ -9,6 +9,7 @@ a request."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -196,10 +197,8 @@ class VllmServer:
         """A request fails as soon as the server's socket closes, which can be before the
         process has exited and its crash report reached the log: give it a moment."""
         if self.proc is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
 
     def stop(self, grace_s: float = 20) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -30,12 +30,16 @@ def _wait(predicate, timeout: float = 20) -> None:
     raise AssertionError("timed out")
 
 
+def _supervise_a_child_with_a_grandchild(state: Path) -> subprocess.Popen:
+    """The child starts a grandchild in its group: stopping must reach it too."""
+    child = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
+    return subprocess.Popen([sys.executable, "-m", "domainllm.serve.supervisor", "--state", str(state), "--grace-s", "2", "--",
+                             sys.executable, "-c", child])  # fmt: skip
+
+
 def test_restarts_a_dead_child_and_stops_cleanly(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
-    # the child starts a grandchild in its group: stopping must reach it too
-    child = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
-    sup = subprocess.Popen([sys.executable, "-m", "domainllm.serve.supervisor", "--state", str(state), "--grace-s", "2", "--",
-                            sys.executable, "-c", child])  # fmt: skip
+    sup = _supervise_a_child_with_a_grandchild(state)
     try:
         _wait(lambda: _state(state).get("state") == "running")
         first = _state(state)["child_pid"]
@@ -65,9 +69,7 @@ def test_gives_up_on_a_child_that_keeps_dying(tmp_path: Path) -> None:
 
 def test_sighup_stops_the_child_group_as_sigterm_does(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
-    child = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
-    sup = subprocess.Popen([sys.executable, "-m", "domainllm.serve.supervisor", "--state", str(state), "--grace-s", "2", "--",
-                            sys.executable, "-c", child])  # fmt: skip
+    sup = _supervise_a_child_with_a_grandchild(state)
     try:
         _wait(lambda: _state(state).get("state") == "running")
         pid = _state(state)["child_pid"]
