@@ -310,6 +310,7 @@ def _demo(args: argparse.Namespace) -> int:
             cycle = flywheel_cycle(stack, spec_path, Path(args.synopses))
     except Stopped as exc:
         stopped = exc
+        ignore_stop_signals()
         # the scheduler first (and the tasks under it): else it can write a run it holds back
         # as running after the API marked it failed; the API server stays up to mark them
         stack.stop(only=("scheduler", "dag-processor"))

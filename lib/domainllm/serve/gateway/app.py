@@ -118,6 +118,7 @@ async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamRe
     cite = augmented.citations if augmented.retrieval else None
     out: web.StreamResponse | None = None
     chunks: list[bytes] = []
+    answered, tail = False, b""  # the stream's last event ([DONE]) reached the client: its answer is whole
     try:
         async with app[SESSION].post(route.base_url + path, data=body, headers=headers) as resp:
             exchange.status = resp.status
@@ -139,11 +140,14 @@ async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamRe
                     except ConnectionResetError:  # the client hung up (aiohttp's ClientConnectionResetError is one)
                         exchange.status, exchange.error = 499, "the client closed the connection"
                         break
+                    tail = (tail + chunk)[-32:]  # [DONE] may come split over two reads
+                    answered = answered or b"data: [DONE]" in tail
                 else:
                     try:
                         await out.write_eof()
-                    except ConnectionResetError:  # gone before the end of the stream: the client's doing, not the backend's
-                        exchange.status, exchange.error = 499, "the client closed the connection"
+                    except ConnectionResetError:  # gone before the end of the body: an answered client may (the
+                        if not answered:  # OpenAI SDK closes after [DONE]); before it, the client's doing, not the backend's
+                            exchange.status, exchange.error = 499, "the client closed the connection"
             else:
                 exchange.body = await resp.read()
                 payload = _with_citations(exchange.body, cite) if cite is not None and resp.status == 200 else exchange.body
@@ -155,7 +159,8 @@ async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamRe
             out = _error(502, f"the {route.name} backend did not answer ({type(exc).__name__})", request_id)
             out.headers["x-model-version"] = route.version
     except asyncio.CancelledError:  # the client went away and the server cancelled the handler
-        exchange.status, exchange.error = 499, "the client closed the connection"
+        if not answered:  # after the last event it had its whole answer: logged as answered, answer included
+            exchange.status, exchange.error = 499, "the client closed the connection"
         raise
     finally:
         if stream and chunks:
