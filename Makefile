@@ -97,10 +97,10 @@ dags-test: install  ## run domain_llm in one process with `airflow dags test` (n
 
 test:  ## run every test, slow end-to-end ones included
 	$(ENVS) install serve-env quant-env checkov-env
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS) tests
 
 test-fast: install  ## skip the slow end-to-end tests
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS) tests
 
 lint: install  ## ruff
 	$(BIN)/ruff check lib operators dags tests bench

@@ -29,9 +29,8 @@ apply_offline_defaults()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The files with slow tests first, in their order, then the rest: `make test` spreads
-    whole files over its workers in this order, so the long ones start early and the short
-    ones fill in at the end instead of one worker finishing a long file alone."""
+    """The files with slow tests first, in their order, then the rest (xdist's loadfile then
+    orders the files by their number of tests, keeping this order among equals)."""
     slow = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow)
 
