@@ -145,8 +145,9 @@ async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamRe
                 else:
                     try:
                         await out.write_eof()
-                    except ConnectionResetError:  # gone before the end of the body: an answered client may (the
-                        if not answered:  # OpenAI SDK closes after [DONE]); before it, the client's doing, not the backend's
+                    except ConnectionResetError:  # gone before the end of the body: the client's doing, not the
+                        # backend's; after [DONE] (where the OpenAI SDK closes) it had its whole answer
+                        if not answered:
                             exchange.status, exchange.error = 499, "the client closed the connection"
             else:
                 exchange.body = await resp.read()
