@@ -55,8 +55,9 @@ def flywheel_cycle(stack: LocalStack, spec_path: str, synopses: Path, *, questio
     if asked:  # what a user sees: a retrieval-augmented answer with its citations
         from domainllm.demo.traffic import ask_with_citations
 
-        echo("a retrieval-augmented answer through the gateway:\n" + ask_with_citations(gateway.url, spec.name, asked[0][0]))
-    traffic = send(gateway.url, spec.name, asked)
+        echo("a retrieval-augmented answer through the gateway:\n" + ask_with_citations(gateway.url, spec.name, asked[0][0],
+                                                                                           api_key=gateway.key("platform")))
+    traffic = send(gateway.url, spec.name, asked, api_key=gateway.key("user"))
     cycle = Cycle(requests=traffic.requests, answered=traffic.answered, feedback=traffic.feedback)
     if traffic.answered < traffic.requests:
         cycle.notes.append(f"{traffic.requests - traffic.answered} of {traffic.requests} demo requests were not answered "

@@ -40,16 +40,17 @@ def questions(synopses: Path, n: int, seed: int = 0) -> list[tuple[str, str]]:
     return [(asks[i % len(asks)].format(m=m), f"{m}: {d}.") for i, (m, d) in enumerate(modules[:n])]
 
 
-def send(gateway_url: str, model: str, asked: list[tuple[str, str]], *, max_tokens: int = 48, seed: int = 0,
+def send(gateway_url: str, model: str, asked: list[tuple[str, str]], *, api_key: str, max_tokens: int = 48, seed: int = 0,
          timeout_s: float = 120) -> Traffic:  # fmt: skip
-    """Asks every question (every third one streamed, the first one twice, one with an email
-    address and a phone number in it) and gives feedback on about two answers in three."""
+    """Asks every question with the users' `api_key` (every third one streamed, the first one
+    twice, one with an email address and a phone number in it) and gives feedback on about
+    two answers in three."""
     rng = random.Random(seed)
     out = Traffic()
     extra = [(asked[0][0], asked[0][1])] if asked else []  # a repeated question
     if asked:
         extra.append((f"I am Ann (ann.smith@example.org, +1 212 555 0187). {asked[-1][0]}", asked[-1][1]))
-    with httpx.Client(base_url=gateway_url, timeout=timeout_s) as client:
+    with httpx.Client(base_url=gateway_url, timeout=timeout_s, headers={"Authorization": f"Bearer {api_key}"}) as client:
         for i, (question, better) in enumerate([*asked, *extra]):
             body = {"model": model, "messages": [{"role": "user", "content": question}], "max_tokens": max_tokens,
                     "temperature": 0.7, "stream": i % 3 == 2}  # fmt: skip
@@ -69,12 +70,14 @@ def send(gateway_url: str, model: str, asked: list[tuple[str, str]], *, max_toke
     return out
 
 
-def ask_with_citations(gateway_url: str, model: str, question: str, *, max_tokens: int = 48, timeout_s: float = 120) -> str:
+def ask_with_citations(gateway_url: str, model: str, question: str, *, api_key: str, max_tokens: int = 48,
+                       timeout_s: float = 120) -> str:  # fmt: skip
     """One question through the gateway, shown as a user sees it: the intent route it took,
-    the answer, and the knowledge-base chunks it cites."""
+    the answer, and the knowledge-base chunks it cites. `api_key`: the platform's (its
+    request is marked as the demo's, and the flywheel leaves it out)."""
     body = {"model": model, "messages": [{"role": "user", "content": question}], "max_tokens": max_tokens, "temperature": 0}
     resp = httpx.post(f"{gateway_url}/v1/chat/completions", json=body, timeout=timeout_s,
-                      headers={"x-domainllm-source": "demo"})  # not a user: the flywheel leaves it out
+                      headers={"x-domainllm-source": "demo", "Authorization": f"Bearer {api_key}"})  # fmt: skip
     resp.raise_for_status()
     data = resp.json()
     lines = [f"Q: {question}", f"   route: {resp.headers.get('x-domainllm-intent')}, retrieval: {resp.headers.get('x-domainllm-retrieval')}",

@@ -24,7 +24,7 @@ from domainllm.train.example_store import MESSAGES
 PAIR_SCHEMA = pa.schema([
     ("id", pa.string()), ("prompt", MESSAGES), ("chosen", MESSAGES), ("rejected", MESSAGES), ("margin", pa.float64()),
     ("label_source", pa.string()), ("chosen_model", pa.string()), ("rejected_model", pa.string()),
-    ("request_id", pa.string()), ("prompt_hash", pa.string()), ("version", pa.string()),
+    ("request_id", pa.string()), ("prompt_hash", pa.string()), ("principal", pa.string()), ("version", pa.string()),
 ])  # fmt: skip
 
 
@@ -58,7 +58,12 @@ class PreferenceDataset:
         tables = []
         for v in self.versions():
             with self.fs.open(join(self.path, v["part"]), "rb") as fh:
-                tables.append(pq.read_table(fh, columns=columns))
+                table = pq.read_table(fh)
+            for name in PAIR_SCHEMA.names:  # parts written before a column existed (`principal`) get it empty
+                if name not in table.column_names:
+                    table = table.append_column(PAIR_SCHEMA.field(name), pa.nulls(len(table), PAIR_SCHEMA.field(name).type))
+            table = table.select(PAIR_SCHEMA.names).cast(PAIR_SCHEMA)
+            tables.append(table.select(columns) if columns else table)
             if v["version"] == version:
                 break
         else:

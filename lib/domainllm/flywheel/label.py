@@ -1,8 +1,9 @@
 """Label candidates and build preference pairs.
 
 Each candidate answer of a prompt gets a score from 0 to 1, from the best source there is:
-1. **feedback**: the user's thumbs up (1) or down (0) on the answer they were served, and a
-   preferred answer they wrote (1; the served one then 0);
+1. **feedback**: the user's thumbs up (1) or down (0) on the answer they were served. A
+   better answer a user wrote (`preferred`) is a candidate like any other, scored by the
+   judge or the rules: text from a stranger is never trusted to be the better one;
 2. **judge**: the mean rubric grade of a judge model behind an OpenAI-compatible endpoint,
    scaled from 1-5 to 0-1 (unreadable replies leave the candidate to the rules);
 3. **rules**: 0 for an empty answer, else the share of checks passed: no repetition loop,
@@ -76,16 +77,11 @@ def rule_score(candidate: dict[str, Any], *, finish_known: bool = True) -> float
 
 
 def feedback_scores(row: dict[str, Any]) -> None:
-    """Scores from the user's feedback, on the served and the preferred candidates."""
+    """Scores from the user's rating of the answer they were served (a preferred answer they
+    wrote gets none: the judge or the rules score it)."""
     for c in row["candidates"]:
         if c["origin"] == "served" and row.get("rating") in ("up", "down"):
             c["score"], c["label"] = (1.0 if row["rating"] == "up" else 0.0), "feedback"
-        if c["origin"] == "feedback":
-            c["score"], c["label"] = 1.0, "feedback"
-    if row.get("preferred") and not row.get("rating"):
-        for c in row["candidates"]:
-            if c["origin"] == "served":
-                c["score"], c["label"] = 0.0, "feedback"
 
 
 def judge_scores(rows: list[dict[str, Any]], judge) -> int:
@@ -137,6 +133,7 @@ def build_pairs(rows: list[dict[str, Any]], cfg: LabelConfig) -> tuple[list[dict
                     "rejected": [{"role": "assistant", "content": worst["text"]}],
                     "margin": float(margin), "label_source": source, "chosen_model": best["model"],
                     "rejected_model": worst["model"], "request_id": row["request_id"], "prompt_hash": row["prompt_hash"],
+                    "principal": row.get("principal"),
                 })  # fmt: skip
                 counts[f"pairs.{source}"] += 1
                 used.add(worst["text"])

@@ -21,8 +21,9 @@ def markdown(counts: dict[str, dict[str, int]], info: dict[str, Any], margins: l
     lines += ["", "## Dropped or left out", "", "| step | reason | count |", "|---|---|---:|"]
     for stage in ("harvest", "curate", "sample", "label"):
         for key, n in sorted(counts.get(stage, {}).items()):
-            if key.startswith(("skipped", "quarantined", "dropped", "deferred", "no_pair")) and n:
+            if key.startswith(("skipped", "quarantined", "dropped", "deferred", "no_pair", "capped", "excluded", "feedback.")) and n:
                 lines.append(f"| {stage} | {key} | {n} |")
+    lines += principals_section(info.get("flags") or {}, info.get("principals") or {})
     intents = {k.split(".", 1)[1]: n for k, n in counts.get("harvest", {}).items() if k.startswith("intent.") and k.count(".") == 1}
     if intents:
         total = sum(intents.values()) or 1
@@ -37,6 +38,20 @@ def markdown(counts: dict[str, dict[str, int]], info: dict[str, Any], margins: l
               f"{counts.get('preferences', {}).get('pairs_new', 0)} new pairs, {counts.get('preferences', {}).get('pairs_total', 0)} in all.",
               info.get("triggered_line", "")]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def principals_section(flags: dict[str, list[str]], principals: dict[str, dict[str, Any]], top: int = 10) -> list[str]:
+    """Who the night's data came from (pseudonymous principals, the most active first) and
+    which of them were flagged, and why."""
+    if not principals and not flags:
+        return []
+    lines = ["", "## Principals", "", f"{len(principals)} principals; flagged: {len(flags)}.", "",
+             "| principal | requests | feedback | capped requests | capped feedback | flags |", "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    ranked = sorted(principals.items(), key=lambda kv: (kv[0] not in flags, -kv[1].get("requests", 0)))
+    for p, s in ranked[:top]:
+        lines.append(f"| {p} | {s.get('requests', 0)} | {s.get('feedback', 0)} | {s.get('capped_requests', 0)} | "
+                     f"{s.get('capped_feedback', 0)} | {'; '.join(flags.get(p, [])) or '-'} |")  # fmt: skip
+    return lines
 
 
 def plot(counts: dict[str, dict[str, int]], margins: list[float]) -> bytes:

@@ -52,7 +52,7 @@ class Outcome:
 
 
 def scrape(gateway: GatewayProcess) -> dict[str, RouteStats]:
-    with urllib.request.urlopen(f"{gateway.url}/metrics", timeout=10) as resp:
+    with urllib.request.urlopen(f"{gateway.admin_url}/metrics", timeout=10) as resp:
         return parse_metrics(resp.read().decode())
 
 
@@ -74,38 +74,48 @@ def roll_out(version: str, model_path: str, *, cfg: RolloutConfig, deployments: 
     except ServerError as exc:
         raise RolloutFailed(f"version {version} could not be served as a canary; version {stable.version} keeps all "
                             f"traffic: {exc}", []) from None  # fmt: skip
-    warm_up(canary.base_url, canary.served_name)
     steps: list[Step] = []
-    for percent in cfg.steps:
-        write_routes(routes, [Route("stable", stable.base_url, stable.version, 100 - percent),
-                                     Route("canary", canary.base_url, version, percent)])  # fmt: skip
+    try:
+        warm_up(canary.base_url, canary.served_name)
+        for percent in cfg.steps:
+            _step(percent, version, stable, canary, routes, cfg, gateway, probe, on_step, steps)
+    except BaseException:  # a failed step, or anything else (metrics unreadable, MLflow down, a kill): stable alone serves
+        write_routes(routes, [Route("stable", stable.base_url, stable.version, 100)])
         time.sleep(RELOAD_S)
-        t0 = time.monotonic()
-        before = scrape(gateway)
-        while True:
-            if probe is not None and cfg.probe_requests:
-                probe(cfg.probe_requests)
-            verdict = judge(before, scrape(gateway), cfg)
-            if verdict.enough or time.monotonic() - t0 > cfg.step_timeout_s:
-                break
-            time.sleep(1)
-        step = Step(percent, verdict, time.monotonic() - t0)
-        steps.append(step)
-        log.info("rollout: canary at %g%%: %s\n  %s", percent, "ok" if verdict.passed else "FAILED", "\n  ".join(verdict.reasons))
-        if on_step is not None:
-            on_step(step)
-        if not verdict.passed:
-            write_routes(routes, [Route("stable", stable.base_url, stable.version, 100)])
-            time.sleep(RELOAD_S)
-            deployments.stop("canary")
-            raise RolloutFailed(f"rollout of version {version} rolled back at {percent:g}%: version {stable.version} keeps all "
-                                f"traffic.\n  " + "\n  ".join(verdict.reasons), steps)  # fmt: skip
+        deployments.stop("canary")
+        raise
     write_routes(routes, [Route("stable", canary.base_url, version, 100)])
     time.sleep(RELOAD_S)
     deployments.stop("stable")
     deployments.rename("canary", "stable")
     log.info("rollout: version %s promoted; version %s stopped", version, stable.version)
     return Outcome("promoted", version, steps, previous=stable.version)
+
+
+def _step(percent: float, version: str, stable, canary, routes: Path, cfg: RolloutConfig, gateway: GatewayProcess,
+          probe: Callable[[int], None] | None, on_step: Callable[[Step], None] | None, steps: list[Step]) -> None:  # fmt: skip
+    """One canary step: routes at `percent`, judged once the canary has served enough (or
+    its time is up); raises RolloutFailed when it fails."""
+    write_routes(routes, [Route("stable", stable.base_url, stable.version, 100 - percent),
+                          Route("canary", canary.base_url, version, percent)])  # fmt: skip
+    time.sleep(RELOAD_S)
+    t0 = time.monotonic()
+    before = scrape(gateway)
+    while True:
+        if probe is not None and cfg.probe_requests:
+            probe(cfg.probe_requests)
+        verdict = judge(before, scrape(gateway), cfg)
+        if verdict.enough or time.monotonic() - t0 > cfg.step_timeout_s:
+            break
+        time.sleep(1)
+    step = Step(percent, verdict, time.monotonic() - t0)
+    steps.append(step)
+    log.info("rollout: canary at %g%%: %s\n  %s", percent, "ok" if verdict.passed else "FAILED", "\n  ".join(verdict.reasons))
+    if on_step is not None:
+        on_step(step)
+    if not verdict.passed:
+        raise RolloutFailed(f"rollout of version {version} rolled back at {percent:g}%: version {stable.version} keeps all "
+                            f"traffic.\n  " + "\n  ".join(verdict.reasons), steps)  # fmt: skip
 
 
 def warm_up(base_url: str, model: str, *, requests: int = 16, concurrency: int = 8) -> None:
@@ -135,11 +145,13 @@ def prober(gateway: GatewayProcess, model: str, prompts: list[str], *, max_token
 
     from domainllm.serve.gateway.exchange import SOURCE_HEADER
 
+    headers = {SOURCE_HEADER: "rollout-probe", "Authorization": f"Bearer {gateway.key('platform')}"}
+
     def probe(n: int) -> None:
         def one(i: int) -> None:
             body = {"model": model, "messages": [{"role": "user", "content": prompts[i % len(prompts)]}], "max_tokens": max_tokens}
             with contextlib.suppress(httpx.HTTPError):  # counted by the gateway's metrics either way
-                httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers={SOURCE_HEADER: "rollout-probe"}, timeout=120)
+                httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=120)
 
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(one, range(n)))

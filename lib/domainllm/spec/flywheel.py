@@ -12,6 +12,31 @@ from domainllm.spec.base import Location, Section
 from domainllm.spec.evals import Decoding, JudgeSuite
 
 
+class HarvestConfig(Section):
+    """What one caller can put into a night's training data, and what looks like an attempt
+    to steer the model. Feedback only counts from the key that received the answer, once (the
+    gateway signs answer ids); these caps and flags hold per principal (the key's pseudonymous id)."""
+
+    max_requests_per_principal_per_day: int = Field(default=200, ge=1)
+    """Answered requests harvested per principal and UTC day; the rest are counted (`capped.requests`)."""
+    max_feedback_per_principal_per_day: int = Field(default=50, ge=0)
+    """Feedback (ratings and better answers) kept per principal and UTC day; beyond it the
+    request is harvested without its feedback (`capped.feedback`)."""
+    dominant_share: float = Field(default=0.5, gt=0, le=1)
+    """A principal whose feedback is more than this share of the window's is flagged..."""
+    dominant_min_feedback: int = Field(default=20, ge=1)
+    """...once the window holds at least this much feedback."""
+    burst_feedback: int = Field(default=20, ge=2)
+    """Feedback from one principal within `burst_window_s` that gets it flagged."""
+    burst_window_s: float = Field(default=60, gt=0)
+    near_duplicate_prompts: int = Field(default=10, ge=2)
+    """Prompts of one principal that nearly repeat each other (MinHash Jaccard >= 0.8) that get it flagged."""
+    on_anomaly: Literal["flag", "exclude"] = "flag"
+    """`flag`: a flagged principal's data goes on, judged like all data, and the flags are in
+    the harvest's manifest, the report and the rollout approval; `exclude`: its feedback is
+    left out too (its prompts stay, their candidates judged)."""
+
+
 class CurateConfig(Section):
     """What must not be trained on is dropped (quarantined with the reason, counted)."""
 
@@ -88,6 +113,7 @@ class FlywheelConfig(Section):
     enabled: bool = True
     dataset: Location | None = None
     """The versioned preference dataset; default `<artifact_root>/preferences`."""
+    harvest: HarvestConfig = HarvestConfig()
     curate: CurateConfig = CurateConfig()
     sampling: SamplingConfig = SamplingConfig()
     label: LabelConfig = LabelConfig()

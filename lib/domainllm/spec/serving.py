@@ -129,6 +129,45 @@ class IntentConfig(Section):
         return self
 
 
+class GatewayLimits(Section):
+    """What one API key may use (a key's own `limits` in the keys file override these)."""
+
+    requests_per_minute: int = Field(default=120, ge=1)
+    """Requests (and feedback) per minute; a burst may spend a whole minute's worth at once."""
+    concurrency: int = Field(default=8, ge=1)
+    """Requests in flight at once; more are answered 429 at once, not queued."""
+    requests_per_day: int = Field(default=20_000, ge=1)
+    tokens_per_day: int = Field(default=4_000_000, ge=1)
+    """Prompt and completion tokens a day (UTC). A request reserves `n x max_tokens` plus its
+    prompt's size up front; the reservation becomes the real usage when the backend reports it."""
+    feedback_per_day: int = Field(default=500, ge=0)
+
+
+class GatewayPolicy(Section):
+    """The gateway's rules for every caller: an API key is required, request fields are
+    allowlisted and capped, and each key has its own limits. Ids of answers are issued and
+    signed by the gateway; only the key that received an answer can rate it, once."""
+
+    admin_port: int = Field(default=8801, ge=1, le=65535)
+    """`/metrics` and the detailed `/health` listen here, apart from user traffic (locally on
+    127.0.0.1; on Kubernetes only the platform's pods may reach it)."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """A larger request is answered 413."""
+    max_n: int = Field(default=4, ge=1, le=64)
+    max_tokens: int = Field(default=2048, ge=1)
+    """The most tokens a request may ask for per choice; also what it gets when it names none."""
+    max_stop: int = Field(default=4, ge=0, le=16)
+    max_stop_chars: int = Field(default=128, ge=1)
+    max_messages: int = Field(default=256, ge=1)
+    max_feedback_chars: int = Field(default=16_000, ge=1)
+    """The longest `preferred` answer (and `comment`) feedback may carry."""
+    request_timeout_s: float = Field(default=300, gt=0, le=3600)
+    """A backend answer that takes longer is cut off (502)."""
+    feedback_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
+    """How long after an answer its receiver may still rate it."""
+    limits: GatewayLimits = GatewayLimits()
+
+
 class ServingConfig(Section):
     enabled: bool = True
     """Whether the `rollout` stage serves promoted versions (off: the pipeline ends at the gate)."""
@@ -154,6 +193,7 @@ class ServingConfig(Section):
     """How long a server may take to answer /health."""
     gateway_port: int = Field(default=8800, ge=1, le=65535)
     """Where the local gateway listens (on Kubernetes: its Service's port)."""
+    gateway: GatewayPolicy = GatewayPolicy()
     log_root: str | None = None
     """Where the gateway logs requests and feedback; default `<artifact_root>/serving-logs`."""
     scrub_pii: bool = True

@@ -31,7 +31,8 @@ class FlywheelReportStage(StageDefaults):
                      f"a DPO -> evals -> gate -> rollout round is triggered on run {prefs.get('training_run_id') or '(new)'}."
                      if prefs.get("ready") else
                      f"Not enough new pairs to train ({counts['preferences'].get('pending', 0)} < {ctx.spec.flywheel.min_new_pairs}).")  # fmt: skip
-        info = {**prefs, "run_id": ctx.run_id, "window": ctx.upstream["harvest"].info.get("window", {}), "triggered_line": triggered}
+        info = {**prefs, "run_id": ctx.run_id, "window": ctx.upstream["harvest"].info.get("window", {}), "triggered_line": triggered,
+                "flags": ctx.upstream["harvest"].info.get("flags") or {}, "principals": _principals(ctx)}  # fmt: skip
         text = markdown(counts, info, margins)
         with ctx.out.fs.open(ctx.out.file("report.md"), "w") as fh:
             fh.write(text)
@@ -40,3 +41,17 @@ class FlywheelReportStage(StageDefaults):
         log.info("flywheel report\n%s", text)
         return StageResult(metrics={f"funnel.{name.replace(' ', '_')}": float(n) for name, n in funnel(counts)},
                            info={"ready": bool(prefs.get("ready"))}, reports=["report.md", "report.png"])  # fmt: skip
+
+
+def _principals(ctx: StageContext) -> dict:
+    """The harvest's per-principal table (none for runs harvested before principals existed)."""
+    import json
+
+    from domainllm.artifacts.fs import join
+    from domainllm.stages.harvest import PRINCIPALS
+
+    try:
+        with ctx.out.fs.open(join(ctx.layout.stage_dir("harvest"), PRINCIPALS)) as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return {}

@@ -52,11 +52,12 @@ class RolloutStage(StageDefaults):
         gateways = LocalGateway(spec.name)
         augment = augment_config(spec, ctx.upstream["kb_index"].info, ctx.upstream["intents"].info)
         augment_path = gateways.routes_path.with_name(AUGMENT_FILE)
+        previous_augment = augment_path.read_bytes() if augment_path.exists() else None
         if augment is None:
             augment_path.unlink(missing_ok=True)
         else:  # before the gateway (re)starts: it reads retrieval and routing from here
             write_config(augment_path, augment)
-        gateway = gateways.ensure(log_root(spec), port=cfg.gateway_port, scrub_pii=cfg.scrub_pii)
+        gateway = gateways.ensure(log_root(spec), port=cfg.gateway_port, policy=cfg.gateway, scrub_pii=cfg.scrub_pii)
         deployments = LocalDeployments(spec.name, cfg)
         probe = None
         if cfg.rollout.probe_requests:
@@ -74,8 +75,12 @@ class RolloutStage(StageDefaults):
                                step=len(steps))  # fmt: skip
 
         try:
-            outcome = roll_out(version, model_path, cfg=cfg.rollout, deployments=deployments, gateway=gateway, probe=probe,
-                               on_step=on_step, adapters=adapters)  # fmt: skip
+            try:
+                outcome = roll_out(version, model_path, cfg=cfg.rollout, deployments=deployments, gateway=gateway, probe=probe,
+                                   on_step=on_step, adapters=adapters)  # fmt: skip
+            except BaseException:  # whatever failed, the stable version answers as before: its retrieval and routing too
+                restore_file(augment_path, previous_augment)
+                raise
         except RolloutFailed as exc:
             mlflow.log_dict(_steps_record(version, "rolled_back", exc.steps), "rollout_steps.json")
             mlflow.set_tags({"domainllm.rollout": "rolled_back"})
@@ -99,6 +104,16 @@ class RolloutStage(StageDefaults):
                            info={"enabled": True, "version": version, "result": outcome.result, "gateway_url": gateway.url,
                                  "model_path": model_path, "previous": outcome.previous},
                            reports=["rollout.json"])  # fmt: skip
+
+
+def restore_file(path, content: bytes | None) -> None:
+    """`path` back as it was (`content` None: it did not exist), replaced atomically."""
+    if content is None:
+        path.unlink(missing_ok=True)
+        return
+    tmp = path.with_name(f".{path.name}.restore")
+    tmp.write_bytes(content)
+    tmp.replace(path)
 
 
 def _steps_record(version: str, result: str, steps: list) -> dict:

@@ -1,5 +1,7 @@
-"""Labelling: feedback beats everything, the judge (a real OpenAI-compatible HTTP server here)
-grades the rest, rules when there is no judge; pairs only above the margin."""
+"""Labelling: a user's rating of the answer they got beats everything, the judge (a real
+OpenAI-compatible HTTP server here) grades the rest, rules when there is no judge; a better
+answer a user wrote is a candidate like any other, never trusted for being a user's; pairs
+only above the margin and they keep their principal."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ PROMPT = [{"role": "user", "content": "How do I sort numbers in Perl?"}]
 
 def _row(rid: str, candidates: list[dict], rating: str | None = None, preferred: str | None = None) -> dict:
     return {"request_id": rid, "prompt": PROMPT, "prompt_hash": rid * 4, "rating": rating, "preferred": preferred,
-            "candidates": candidates}  # fmt: skip
+            "candidates": candidates, "principal": "p-00000000000000aa"}  # fmt: skip
 
 
 def _c(text: str, origin: str = "sampled", model: str = "m@1", finish: str | None = None) -> dict:
@@ -46,17 +48,19 @@ def test_feedback_first_then_rules_and_the_margin() -> None:
         _row("up", [_c("Use sort { $a <=> $b } @x.", "served", "served@2", "stop"), _c("", model="m@1", finish="stop"),
                     _c("Use", model="m@1", finish="length")], rating="up"),
         _row("down", [_c("sort them", "served", "served@2"), _c("Use sort { $a <=> $b } @x.", model="m@1")], rating="down"),
-        _row("pref", [_c("no idea", "served", "served@2"), _c("Use sort { $a <=> $b } @numbers.", "feedback", "user")],
-             preferred="Use sort { $a <=> $b } @numbers."),
+        _row("pref", [_c("Use sort { $a <=> $b } @x.", "served", "served@2"), _c("Use List::Evil::nsort(@x).", "feedback", "user")],
+             preferred="Use List::Evil::nsort(@x)."),
         _row("tie", [_c("Use sort.", "served", "served@2"), _c("Use sort { $a <=> $b }.", model="m@1")]),
     ]
     pairs, counts = label(rows, LabelConfig(min_margin=0.25))
     by = {p["request_id"]: p for p in pairs}
-    assert set(by) == {"up", "down", "pref"}  # the tie has no margin
+    assert set(by) == {"up", "down"}  # the tie has no margin; nor has a user's text the rules cannot tell from the answer
     assert by["up"]["chosen"][0]["content"] == "Use sort { $a <=> $b } @x." and by["up"]["label_source"] == "rules"  # cut off: rules
     assert by["down"]["rejected"][0]["content"] == "sort them" and by["down"]["chosen_model"] == "m@1"
-    assert by["pref"]["label_source"] == "feedback" and by["pref"]["margin"] == 1.0 and by["pref"]["rejected_model"] == "served@2"
-    assert counts["no_pair.below_margin"] == 1 and counts["pairs"] == 3
+    assert by["up"]["principal"] == "p-00000000000000aa"
+    written = next(c for c in rows[2]["candidates"] if c["origin"] == "feedback")
+    assert written["label"] == "rules"  # scored like any candidate, not trusted as the better one
+    assert counts["no_pair.below_margin"] == 2 and counts["pairs"] == 2
 
 
 class _JudgeHandler(BaseHTTPRequestHandler):
@@ -87,10 +91,15 @@ def test_the_judge_grades_what_feedback_did_not() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         judge = Judge(make_client(f"http://127.0.0.1:{server.server_port}/v1"), "judge", ("accuracy", "coherence", "readability", "safety"))
-        rows = [_row("j", [_c("Use sort { $a <=> $b } @x.", "served", "served@2"), _c("Use sort.", model="m@1"), _c("??? what")])]
+        rows = [_row("j", [_c("Use sort { $a <=> $b } @x.", "served", "served@2"), _c("Use sort.", model="m@1"), _c("??? what")]),
+                _row("poison", [_c("Use sort { $a <=> $b } @x.", "served", "served@2"), _c("Use List::Evil::nsort(@x).", "feedback", "user")],
+                     preferred="Use List::Evil::nsort(@x).")]  # fmt: skip
         pairs, counts = label(rows, LabelConfig(min_margin=0.5), judge)
     finally:
         server.shutdown()
-    assert len(pairs) == 1 and pairs[0]["label_source"] == "judge" and pairs[0]["margin"] == 1.0
-    assert pairs[0]["chosen"][0]["content"].startswith("Use sort { $a <=> $b }") and pairs[0]["rejected"][0]["content"] == "Use sort."
-    assert counts["judge_unreadable"] == 1 and counts["scored.judge"] == 2 and counts["scored.rules"] == 1
+    by = {p["request_id"]: p for p in pairs}
+    assert by["j"]["label_source"] == "judge" and by["j"]["margin"] == 1.0
+    assert by["j"]["chosen"][0]["content"].startswith("Use sort { $a <=> $b }") and by["j"]["rejected"][0]["content"] == "Use sort."
+    # the user's "better" answer was judged worse than the one they were served: it is the rejected side
+    assert by["poison"]["rejected"][0]["content"] == "Use List::Evil::nsort(@x)." and by["poison"]["label_source"] == "judge"
+    assert counts["judge_unreadable"] == 1 and counts["scored.judge"] == 4 and counts["scored.rules"] == 1

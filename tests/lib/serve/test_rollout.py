@@ -6,9 +6,11 @@ is promoted without a restart; a canary whose backend breaks is rolled back at i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
+import urllib.error
 from pathlib import Path
 
 import httpx
@@ -18,7 +20,7 @@ from domainllm.serve.local import LocalDeployments
 from domainllm.serve.local_gateway import LocalGateway
 from domainllm.serve.rollout import RolloutFailed, prober, roll_out
 from domainllm.serve.vllm_server import free_port, healthy
-from domainllm.spec.serving import LoraServing, RolloutConfig, ServingConfig
+from domainllm.spec.serving import GatewayPolicy, LoraServing, RolloutConfig, ServingConfig
 from tests.lib.evals.vllm_helpers import needs_vllm, tiny_chat_model
 
 pytestmark = [pytest.mark.slow, needs_vllm]
@@ -49,7 +51,8 @@ def test_first_promote_and_roll_back(home: Path, tmp_path: Path) -> None:
     deployments = LocalDeployments("tiny", serving)
     adapter = _lora_adapter(model, tmp_path / "adapter")  # version 2: the base plus a LoRA adapter
     gateways = LocalGateway("tiny")
-    gw = gateways.ensure(str(tmp_path / "logs"), port=free_port())
+    gw = gateways.ensure(str(tmp_path / "logs"), port=free_port(), policy=GatewayPolicy(admin_port=free_port()))
+    auth = {"Authorization": f"Bearer {gw.key('user')}"}
     probe = prober(gw, "tiny", ["What does List::Util do?", "How do I sort numbers?"], max_tokens=4)
     try:
         assert roll_out("1", model, cfg=cfg, deployments=deployments, gateway=gw).result == "first"
@@ -60,7 +63,7 @@ def test_first_promote_and_roll_back(home: Path, tmp_path: Path) -> None:
         assert again.start("stable", "1", model) == first  # the same version: kept, not restarted
         assert again.supervisor_state("stable")["state"] == "running"
         assert [m["id"] for m in httpx.get(f"{first.base_url}/models", timeout=10).json()["data"]] == ["tiny"]
-        reply = httpx.post(f"{gw.url}/v1/completions", json={"model": "tiny", "prompt": "sub", "max_tokens": 2}, timeout=30)
+        reply = httpx.post(f"{gw.url}/v1/completions", json={"model": "tiny", "prompt": "sub", "max_tokens": 2}, timeout=30, headers=auth)
         assert reply.status_code == 200 and reply.headers["x-model-version"] == "1"
 
         steps = []
@@ -91,8 +94,15 @@ def test_first_promote_and_roll_back(home: Path, tmp_path: Path) -> None:
             roll_out("3", model, cfg=cfg, deployments=deployments, gateway=gw, probe=broken)
         assert len(err.value.steps) == 1 and err.value.steps[0].verdict.canary.errors > 0
         assert deployments.get("stable").version == "2" and deployments.get("canary") is None
-        after = httpx.post(f"{gw.url}/v1/completions", json={"model": "tiny", "prompt": "sub", "max_tokens": 2}, timeout=30)
+        after = httpx.post(f"{gw.url}/v1/completions", json={"model": "tiny", "prompt": "sub", "max_tokens": 2}, timeout=30, headers=auth)
         assert after.status_code == 200 and after.headers["x-model-version"] == "2"
+
+        # a fault that is not a verdict (the metrics cannot be read: here the admin port is wrong) leaves the safe state too
+        blind = dataclasses.replace(gw, admin_port=free_port())
+        with pytest.raises(urllib.error.URLError):
+            roll_out("4", model, cfg=cfg, deployments=deployments, gateway=blind, probe=probe)
+        assert deployments.get("stable").version == "2" and deployments.get("canary") is None
+        assert [r["name"] for r in json.loads(Path(gw.routes_path).read_text())["routes"]] == ["stable"]
     finally:
         for name in deployments.all():
             deployments.stop(name)

@@ -27,16 +27,21 @@ QUESTIONS = ["How do I sort numbers in Perl?", "What does List::MoreUtils uniq d
              "How do I trim whitespace from a string in Perl?"]  # fmt: skip
 
 
+USER = "p-00000000000000aa"
+
+
 def _log(root: str) -> None:
     store = LogStore(root, batch_s=0.05)
     try:
         for i, q in enumerate(QUESTIONS):
             body = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": f"answer {i}"}, "finish_reason": "stop"}]})
             store.submit(Exchange(f"r{i}", T0 + i, "chat.completions", "stable", "1", {"messages": [{"role": "user", "content": q}]},
-                                  status=200, body=body.encode()))  # fmt: skip
-        store.feedback({"request_id": "r0", "rating": None, "preferred": "Use sort { $a <=> $b } @numbers.", "received_at": T0 + 5})
-        store.feedback({"request_id": "r1", "rating": None, "preferred": "It removes duplicates, keeping the first.", "received_at": T0 + 6})
-        store.feedback({"request_id": "r2", "rating": "up", "received_at": T0 + 7})
+                                  status=200, body=body.encode(), principal=USER))  # fmt: skip
+        store.feedback({"request_id": "r0", "principal": USER, "rating": "down", "preferred": "Use sort { $a <=> $b } @numbers.",
+                        "received_at": T0 + 5})  # fmt: skip
+        store.feedback({"request_id": "r1", "principal": USER, "rating": "down", "preferred": "It removes duplicates, keeping the first.",
+                        "received_at": T0 + 6})  # fmt: skip
+        store.feedback({"request_id": "r2", "principal": USER, "rating": "up", "received_at": T0 + 7})
         assert store.flush()
     finally:
         store.close()
@@ -67,11 +72,13 @@ def test_a_night_of_logs_becomes_a_dataset_version(home: Path, corpora: Path, tm
     assert manifests["harvest"].counts["harvested"] == 4 and manifests["harvest"].counts["with_feedback"] == 3
     assert manifests["curate"].counts["kept"] == 4
     assert manifests["sample"].counts["candidates"] == 4 + 2  # the served answers and the users' better ones
-    assert manifests["label"].counts["pairs"] == 2 and manifests["label"].counts["pairs.feedback"] == 2
+    # the served answers were rated down; the users' own answers, checked by the rules, are the better side
+    assert manifests["label"].counts["pairs"] == 2 and manifests["label"].counts["pairs.rules"] == 2
     prefs = manifests["preferences"]
     assert prefs.info["version"] == "v000001" and prefs.counts["pending"] == 2 and not prefs.info["ready"]
     report = Path(layout.stage_dir("flywheel_report"), "report.md").read_text()
     assert "| answered user requests | 4 |" in report and "Not enough new pairs to train (2 < 3)" in report
+    assert f"| {USER} | 4 | 3 | 0 | 0 | - |" in report  # who the data came from, pseudonymously
     assert Path(layout.stage_dir("flywheel_report"), "report.png").read_bytes().startswith(b"\x89PNG")
     with pytest.raises(AirflowSkipException, match="2 new pairs since the last training round; 3 trigger one"):
         _trigger(spec_path, "fw1")
@@ -79,7 +86,7 @@ def test_a_night_of_logs_becomes_a_dataset_version(home: Path, corpora: Path, tm
     dataset = PreferenceDataset(dataset_root(spec))
     pairs = dataset.read().to_pylist()
     assert {p["chosen"][0]["content"] for p in pairs} == {"Use sort { $a <=> $b } @numbers.", "It removes duplicates, keeping the first."}
-    assert {p["rejected"][0]["content"] for p in pairs} == {"answer 0", "answer 1"}
+    assert {p["rejected"][0]["content"] for p in pairs} == {"answer 0", "answer 1"} and {p["principal"] for p in pairs} == {USER}
     assert dataset.latest()["lineage"]["window"] == {"start": "2026-11-25T00:00:00+00:00", "end": "2026-11-26T00:00:00+00:00"}
 
     # the same window again, with one more request: the prompts already paired are repeats of the
@@ -90,8 +97,9 @@ def test_a_night_of_logs_becomes_a_dataset_version(home: Path, corpora: Path, tm
     try:
         body = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "no idea"}, "finish_reason": "stop"}]})
         store.submit(Exchange("r9", T0 + 100, "chat.completions", "stable", "1",
-                              {"messages": [{"role": "user", "content": "How do I reverse a list in Perl?"}]}, status=200, body=body.encode()))  # fmt: skip
-        store.feedback({"request_id": "r9", "preferred": "Use reverse @list.", "received_at": T0 + 101})
+                              {"messages": [{"role": "user", "content": "How do I reverse a list in Perl?"}]}, status=200, body=body.encode(),
+                              principal=USER))  # fmt: skip
+        store.feedback({"request_id": "r9", "principal": USER, "rating": "down", "preferred": "Use reverse @list.", "received_at": T0 + 101})
         assert store.flush()
     finally:
         store.close()

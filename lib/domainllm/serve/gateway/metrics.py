@@ -27,6 +27,13 @@ class GatewayMetrics:
         self.retrieval = Histogram("domainllm_gateway_retrieval_seconds", "Embedding, routing and search time per request.",
                                    ("intent",), buckets=BUCKETS, registry=self.registry)  # fmt: skip
         self.feedbacks = Counter("domainllm_gateway_feedback", "Feedback received by rating.", ("rating",), registry=self.registry)
+        self.refused = Counter("domainllm_gateway_refused", "Requests and feedback refused, by reason (invalid_api_key, "
+                               "rate_limit_exceeded, request_too_large, unknown_request_id, ...).", ("reason",), registry=self.registry)  # fmt: skip
+        self.log_lost = Gauge("domainllm_gateway_log_lost", "Exchanges queued for a log writer that died before writing them.",
+                              registry=self.registry)  # fmt: skip
+        self.log_writer_restarts = Gauge("domainllm_gateway_log_writer_restarts", "Times the log writer process died and was restarted.",
+                                         registry=self.registry)  # fmt: skip
+        self.log_pending_bytes = Gauge("domainllm_gateway_log_pending_bytes", "Bytes queued for the log writer.", registry=self.registry)
         self.log_dropped = Gauge("domainllm_gateway_log_dropped", "Exchanges not logged: the log writer was too far behind.",
                                  registry=self.registry)  # fmt: skip
 

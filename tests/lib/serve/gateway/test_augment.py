@@ -26,7 +26,7 @@ from domainllm.serve.gateway.augment import (
 from domainllm.serve.gateway.routes import Route, write_routes
 from domainllm.serve.vllm_server import VllmServer
 from tests.lib.evals.vllm_helpers import needs_vllm
-from tests.lib.serve.gateway.helpers import running_gateway
+from tests.lib.serve.gateway.helpers import Gateway, running_gateway
 
 HITS = [Hit("a:0", "a", "docs", "perlfunc.pod", 0, "open FILEHANDLE,MODE,EXPR opens a file.", 0.8),
         Hit("b:0", "b", "docs", "File/Copy.pm", 0, "copy($from, $to) copies a file.", 0.6),
@@ -79,7 +79,7 @@ INTENTS = {
 
 
 @pytest.fixture
-def augmented_gateway(vllm_server: VllmServer, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def augmented_gateway(vllm_server: VllmServer, tmp_path: Path) -> Iterator[tuple[Gateway, Path]]:
     import pyarrow as pa
 
     from domainllm.knowledge.embedding import Embedder
@@ -109,16 +109,17 @@ def augmented_gateway(vllm_server: VllmServer, tmp_path: Path) -> Iterator[tuple
         "intents": {"classifier": str(tmp_path / "classifier"), "min_confidence": 0.0, "fallback": None},
         "routes": {"default": {"retrieval": {**retrieval, "enabled": False}}, "perl_help": {"retrieval": retrieval, "system": "You know Perl."},
                    "chitchat": {"retrieval": {**retrieval, "enabled": False}}}})  # fmt: skip
-    with running_gateway(routes, logs) as url:
-        yield url, logs
+    with running_gateway(routes, logs) as gw:
+        yield gw, logs
 
 
 @pytest.mark.slow
 @needs_vllm
-def test_answers_come_with_citations_routed_by_intent(augmented_gateway: tuple[str, Path]) -> None:
-    url, logs = augmented_gateway
+def test_answers_come_with_citations_routed_by_intent(augmented_gateway: tuple[Gateway, Path]) -> None:
+    gw, logs = augmented_gateway
+    url, client = gw.url, gw.client(timeout=120)
     ask = {"model": "tiny", "max_tokens": 8, "temperature": 0}
-    r = httpx.post(f"{url}/v1/chat/completions", json={**ask, "messages": [{"role": "user", "content": "How can I copy a file with Perl?"}]},
+    r = client.post(f"{url}/v1/chat/completions", json={**ask, "messages": [{"role": "user", "content": "How can I copy a file with Perl?"}]},
                    timeout=120)  # fmt: skip
     assert r.status_code == 200 and r.headers["x-domainllm-intent"] == "perl_help" and r.headers["x-domainllm-retrieval"] == "on"
     body = r.json()
@@ -126,25 +127,25 @@ def test_answers_come_with_citations_routed_by_intent(augmented_gateway: tuple[s
     assert {c["source"] for c in body["citations"]} == {"perl-docs"} and body["choices"][0]["message"]["content"] is not None
     assert body["usage"]["prompt_tokens"] > 60  # the model read the context, not just the question
 
-    off = httpx.post(f"{url}/v1/chat/completions", json={**ask, "retrieval": False,
+    off = client.post(f"{url}/v1/chat/completions", json={**ask, "retrieval": False,
                                                          "messages": [{"role": "user", "content": "How can I copy a file with Perl?"}]})  # fmt: skip
     assert off.headers["x-domainllm-retrieval"] == "off" and "citations" not in off.json()
     assert off.json()["usage"]["prompt_tokens"] < body["usage"]["prompt_tokens"]
-    hello = httpx.post(f"{url}/v1/chat/completions", json={**ask, "messages": [{"role": "user", "content": "good morning, how are you?"}]})
+    hello = client.post(f"{url}/v1/chat/completions", json={**ask, "messages": [{"role": "user", "content": "good morning, how are you?"}]})
     assert hello.headers["x-domainllm-intent"] == "chitchat" and hello.headers["x-domainllm-retrieval"] == "off"
-    forced = httpx.post(f"{url}/v1/completions", json={**ask, "prompt": "good morning, how are you?", "retrieval": {"k": 1}})
+    forced = client.post(f"{url}/v1/completions", json={**ask, "prompt": "good morning, how are you?", "retrieval": {"k": 1}})
     assert forced.headers["x-domainllm-retrieval"] == "on" and len(forced.json()["citations"]) == 1
 
-    with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=120,
+    with client.stream("POST", f"{url}/v1/chat/completions", timeout=120,
                       json={**ask, "stream": True, "messages": [{"role": "user", "content": "open a file in perl"}]}) as s:  # fmt: skip
         events = [line[5:].strip() for line in s.iter_lines() if line.startswith("data:")]
     first = json.loads(events[0])
     assert first["citations"][0]["title"] == "perlfunc.pod" and "choices" in first and events[-1] == "[DONE]"
 
-    bad = httpx.post(f"{url}/v1/chat/completions", json={**ask, "retrieval": {"k": 0}, "messages": [{"role": "user", "content": "x"}]})
+    bad = client.post(f"{url}/v1/chat/completions", json={**ask, "retrieval": {"k": 0}, "messages": [{"role": "user", "content": "x"}]})
     assert bad.status_code == 400 and "retrieval.k" in bad.json()["error"]["message"]
 
-    metrics = httpx.get(f"{url}/metrics").text
+    metrics = httpx.get(f"{gw.admin_url}/metrics").text
     on = re.search(r'domainllm_gateway_intent_requests_total\{intent="perl_help",retrieval="on"\} (\S+)', metrics)
     assert on and float(on.group(1)) == 2.0
     assert re.search(r'domainllm_gateway_retrieval_seconds_count\{intent="perl_help"\} 3', metrics)

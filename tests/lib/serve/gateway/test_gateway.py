@@ -1,6 +1,6 @@
 """The gateway in front of real vLLM (CPU build) serving a tiny chat model: plain and
 streamed requests succeed through the OpenAI client, every exchange is logged (streams
-reassembled, PII scrubbed, request ids as returned), feedback is validated and stored,
+reassembled, PII scrubbed, request ids as issued), feedback is validated and stored,
 metrics count by route, version and status, a broken backend answers 502 and is logged, and
 a client that leaves mid-stream is logged as 499 (the stream held open by a pass-through proxy
 in front of the same vLLM, so that the leaving never races the end of the answer)."""
@@ -22,7 +22,7 @@ from aiohttp import web
 from domainllm.serve.gateway.routes import Route, write_routes
 from domainllm.serve.vllm_server import VllmServer
 from tests.lib.evals.vllm_helpers import needs_vllm
-from tests.lib.serve.gateway.helpers import running_gateway
+from tests.lib.serve.gateway.helpers import Gateway, running_gateway
 
 pytestmark = [pytest.mark.slow, needs_vllm]
 
@@ -139,18 +139,19 @@ def _wait_closed_by_server(client_port: int, server_port: int, timeout: float = 
 
 
 @pytest.fixture
-def gateway(backend: VllmServer, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
+def gateway(backend: VllmServer, tmp_path: Path) -> Iterator[tuple[Gateway, Path, Path]]:
     routes, logs = tmp_path / "routes.json", tmp_path / "logs"
     write_routes(routes, [Route("stable", backend.base_url, "1", 100), Route("canary", "http://127.0.0.1:9/v1", "2", 0)])
-    with running_gateway(routes, logs) as url:
-        yield url, routes, logs
+    with running_gateway(routes, logs) as gw:
+        yield gw, routes, logs
 
 
-def test_requests_stream_and_plain_are_served_and_logged(gateway: tuple[str, Path, Path]) -> None:
+def test_requests_stream_and_plain_are_served_and_logged(gateway: tuple[Gateway, Path, Path]) -> None:
     from openai import OpenAI
 
-    url, _, logs = gateway
-    client = OpenAI(base_url=f"{url}/v1", api_key="none")
+    gw, _, logs = gateway
+    url = gw.url
+    client = OpenAI(base_url=f"{url}/v1", api_key=gw.keys["user"])
     messages = [{"role": "user", "content": "print join for bob@example.com"}]
     plain = client.chat.completions.with_raw_response.create(model="tiny", messages=messages, max_tokens=12, temperature=0)
     rid = plain.headers["x-request-id"]
@@ -160,63 +161,68 @@ def test_requests_stream_and_plain_are_served_and_logged(gateway: tuple[str, Pat
     text = "".join(chunk.choices[0].delta.content or "" for chunk in streamed if chunk.choices)
     assert text == answer  # greedy: the same answer either way
     completion = httpx.post(f"{url}/v1/completions", json={"model": "tiny", "prompt": "sub hello {", "max_tokens": 6},
-                            headers={"x-request-id": "client-chosen-1", "x-domainllm-source": "rollout-probe"}, timeout=30)  # fmt: skip
-    assert completion.status_code == 200 and completion.headers["x-request-id"] == "client-chosen-1"
+                            headers={"x-domainllm-source": "rollout-probe", **gw.headers("platform")}, timeout=30)  # fmt: skip
+    assert completion.status_code == 200
+    probe_id = completion.headers["x-request-id"]
 
     rows = {r["request_id"]: r for r in _records(logs, "requests", 3)}
     assert rows[rid]["answers"] == [answer] and rows[rid]["stream"] is False and rows[rid]["route"] == "stable"
     assert "bob@example.com" not in json.dumps(list(rows.values()))  # scrubbed before it was written
     stream_row = next(r for r in rows.values() if r["stream"])
     assert stream_row["answers"] == [text] and stream_row["first_byte_ms"] > 0 and stream_row["finish_reasons"]
-    assert rows["client-chosen-1"]["prompt"] == "sub hello {" and rows["client-chosen-1"]["completion_tokens"] == 6
-    assert rows["client-chosen-1"]["source"] == "rollout-probe" and rows[rid]["source"] == "user"  # the platform's own traffic
+    assert rows[probe_id]["prompt"] == "sub hello {" and rows[probe_id]["completion_tokens"] == 6
+    assert rows[probe_id]["source"] == "rollout-probe" and rows[rid]["source"] == "user"  # the platform's own traffic
 
-    ok = httpx.post(f"{url}/v1/feedback", json={"request_id": rid, "rating": "down", "preferred": "Use join(', ', @list)."}, timeout=5)
+    ok = httpx.post(f"{url}/v1/feedback", json={"request_id": rid, "rating": "down", "preferred": "Use join(', ', @list)."}, timeout=5,
+                    headers=gw.headers())  # fmt: skip
     assert ok.status_code == 202
     for bad, why in [({"rating": "up"}, "request_id"), ({"request_id": rid, "rating": "meh"}, "rating"), ({"request_id": rid}, "or both")]:
-        resp = httpx.post(f"{url}/v1/feedback", json=bad, timeout=5)
+        resp = httpx.post(f"{url}/v1/feedback", json=bad, timeout=5, headers=gw.headers())
         assert resp.status_code == 400 and why in resp.json()["error"]["message"]
     (fb,) = _records(logs, "feedback", 1)
     assert fb["request_id"] == rid and fb["score"] == -1 and fb["preferred"] == "Use join(', ', @list)."
 
-    metrics = httpx.get(f"{url}/metrics", timeout=5).text
+    metrics = httpx.get(f"{gw.admin_url}/metrics", timeout=5).text
     assert 'domainllm_gateway_requests_total{route="stable",status="200",version="1"} 3.0' in metrics
     assert 'domainllm_gateway_feedback_total{rating="down"} 1.0' in metrics
 
 
-def test_a_broken_backend_answers_502_and_is_logged(gateway: tuple[str, Path, Path], backend: VllmServer) -> None:
-    url, routes, logs = gateway
+def test_a_broken_backend_answers_502_and_is_logged(gateway: tuple[Gateway, Path, Path], backend: VllmServer) -> None:
+    gw, routes, logs = gateway
+    url = gw.url
     write_routes(routes, [Route("stable", backend.base_url, "1", 0), Route("canary", "http://127.0.0.1:9/v1", "2", 100)])
     time.sleep(0.6)  # the gateway rereads the table at most every 0.5 s
-    resp = httpx.post(f"{url}/v1/chat/completions", json={"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+    resp = httpx.post(f"{url}/v1/chat/completions", json={"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}, timeout=30,
+                      headers=gw.headers())  # fmt: skip
     assert resp.status_code == 502 and "canary backend did not answer" in resp.json()["error"]["message"]
     assert resp.headers["x-model-version"] == "2"
     (row,) = _records(logs, "requests", 1)
     assert row["status"] == 502 and row["route"] == "canary" and row["answers"] == []
-    assert 'route="canary",status="502",version="2"} 1.0' in httpx.get(f"{url}/metrics", timeout=5).text
-    assert httpx.post(f"{url}/v1/chat/completions", content=b"not json", timeout=5).status_code == 400
+    assert 'route="canary",status="502",version="2"} 1.0' in httpx.get(f"{gw.admin_url}/metrics", timeout=5).text
+    assert httpx.post(f"{url}/v1/chat/completions", content=b"not json", timeout=5, headers=gw.headers()).status_code == 400
 
 
 @pytest.fixture(params=["first", "end"])
-def stalled_gateway(backend: VllmServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Path, StallingProxy]]:
+def stalled_gateway(backend: VllmServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Gateway, Path, StallingProxy]]:
     """The gateway with its one route through a `StallingProxy` in front of the real vLLM, which
     holds the stream after its first event or before its end."""
     routes, logs = tmp_path / "routes.json", tmp_path / "logs"
     with StallingProxy(backend.base_url, request.param) as proxy:
         write_routes(routes, [Route("stable", proxy.base_url, "1", 100)])
-        with running_gateway(routes, logs) as url:
-            yield url, logs, proxy
+        with running_gateway(routes, logs) as gw:
+            yield gw, logs, proxy
 
 
-def test_a_client_that_leaves_mid_stream_is_logged_as_such(stalled_gateway: tuple[str, Path, StallingProxy]) -> None:
+def test_a_client_that_leaves_mid_stream_is_logged_as_such(stalled_gateway: tuple[Gateway, Path, StallingProxy]) -> None:
     """vLLM's answer is held open (after its first event, or after its last one before the end
     of the body) until the client has left *and* the gateway has closed its side of that
     connection; only then does the answer go on: the gateway's next write, or its end of the
     stream, meets a closed connection, however fast the machine. Gone before the last event:
     499; after it, the client had its whole answer: 200, and the answer is in the log."""
-    url, logs, proxy = stalled_gateway
+    gw, logs, proxy = stalled_gateway
+    url = gw.url
     body = {"model": "tiny", "prompt": "sub hello {", "max_tokens": 64, "ignore_eos": True, "stream": True}
-    with httpx.Client(timeout=30) as client, client.stream("POST", f"{url}/v1/completions", json=body) as resp:
+    with httpx.Client(timeout=30, headers=gw.headers()) as client, client.stream("POST", f"{url}/v1/completions", json=body) as resp:
         assert resp.status_code == 200
         client_port = resp.extensions["network_stream"].get_extra_info("client_addr")[1]
         received = b""
@@ -234,5 +240,5 @@ def test_a_client_that_leaves_mid_stream_is_logged_as_such(stalled_gateway: tupl
     else:  # it had every event, [DONE] included (the OpenAI SDK closes right then): answered, and logged with its answer
         assert row["status"] == 200 and row["error"] is None and row["stream"] and row["answers"][0], row
     assert proxy.stream_done.wait(30)
-    ok = httpx.post(f"{url}/v1/completions", json={"model": "tiny", "prompt": "x", "max_tokens": 2}, timeout=30)
+    ok = httpx.post(f"{url}/v1/completions", json={"model": "tiny", "prompt": "x", "max_tokens": 2}, timeout=30, headers=gw.headers())
     assert ok.status_code == 200  # the gateway carries on
