@@ -10,6 +10,11 @@ be pulled, a missing Secret) and after `schedule_timeout_s` for what the cluster
 (naming the missing resource); streams the container's (rank 0's) log into the task log;
 reads the end state (exit code, OOMKilled, evicted, preempted, which rank failed) and cleans
 up per `runtime.kubernetes.cleanup`. A task kill deletes everything the attempt created.
+
+The API server may answer a read with 429 or a 5xx, or drop the connection, while it is
+upgraded or overloaded: reads (and deletes, which are idempotent) are retried with backoff
+(`READ_RETRIES`, about a minute in all, longer when a 429 says so) before the attempt gives up
+on what it runs; one bad answer never deletes a running training job.
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ from domainllm.launch import LaunchRequest
 from domainllm_operators.launchers.base import LaunchResult, OnHandle
 
 FAILED_RANK_LOG_LINES = 40
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
+READ_RETRIES = 6
+BACKOFF_S = 1.0
+"""The first retry's wait; doubled each time up to 30 s (a 429's Retry-After wins when longer)."""
+
+_log = logging.getLogger(__name__)
 
 
 def _selector(labels: dict[str, str]) -> str:
@@ -58,11 +69,36 @@ class _Api:
     def _json(resp: Any) -> dict[str, Any]:
         return json.loads(resp.data)
 
+    @staticmethod
+    def _retried(call: Any, *args: Any, **kwargs: Any) -> Any:
+        """`call(...)`, again after a transient failure (429, 5xx, a dropped connection)."""
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        delay = BACKOFF_S
+        for attempt in range(READ_RETRIES + 1):
+            try:
+                return call(*args, **kwargs)
+            except ApiException as exc:
+                if exc.status not in TRANSIENT or attempt == READ_RETRIES:
+                    raise
+                after = (exc.headers or {}).get("Retry-After")
+                wait, why = max(delay, float(after) if after and after.isdigit() else 0.0), f"HTTP {exc.status}"
+            except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
+                if attempt == READ_RETRIES:
+                    raise
+                wait, why = delay, type(exc).__name__
+            _log.warning("kubernetes API: %s on %s; retry %d of %d in %.1f s", why, getattr(call, "__name__", "a call"),
+                         attempt + 1, READ_RETRIES, wait)  # fmt: skip
+            time.sleep(wait)
+            delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")
+
     def list_pods(self, selector: str) -> list[dict[str, Any]]:
-        return self._json(self.core.list_namespaced_pod(self.ns, label_selector=selector, _preload_content=False))["items"]
+        return self._json(self._retried(self.core.list_namespaced_pod, self.ns, label_selector=selector, _preload_content=False))["items"]
 
     def read_pod(self, name: str) -> dict[str, Any]:
-        return self._json(self.core.read_namespaced_pod(name, self.ns, _preload_content=False))
+        return self._json(self._retried(self.core.read_namespaced_pod, name, self.ns, _preload_content=False))
 
     def create_pod(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._json(self.core.create_namespaced_pod(self.ns, body, _preload_content=False))
@@ -74,18 +110,18 @@ class _Api:
         self._ignore_404(self.core.patch_namespaced_pod, name, self.ns, {"metadata": {"labels": labels}})
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        return self._json(self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name}",
-                                                          _preload_content=False))["items"]  # fmt: skip
+        return self._json(self._retried(self.core.list_namespaced_event, self.ns, field_selector=f"involvedObject.name={name}",
+                                        _preload_content=False))["items"]  # fmt: skip
 
     def pod_log_tail(self, name: str, lines: int) -> str:
-        resp = self.core.read_namespaced_pod_log(name, self.ns, container=CONTAINER, tail_lines=lines, _preload_content=False)
+        resp = self._retried(self.core.read_namespaced_pod_log, name, self.ns, container=CONTAINER, tail_lines=lines, _preload_content=False)
         return resp.data.decode("utf-8", "replace")
 
     def list_jobs(self, selector: str) -> list[dict[str, Any]]:
-        return self._json(self.batch.list_namespaced_job(self.ns, label_selector=selector, _preload_content=False))["items"]
+        return self._json(self._retried(self.batch.list_namespaced_job, self.ns, label_selector=selector, _preload_content=False))["items"]
 
     def read_job(self, name: str) -> dict[str, Any]:
-        return self._json(self.batch.read_namespaced_job(name, self.ns, _preload_content=False))
+        return self._json(self._retried(self.batch.read_namespaced_job, name, self.ns, _preload_content=False))
 
     def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._json(self.batch.create_namespaced_job(self.ns, body, _preload_content=False))
@@ -104,12 +140,12 @@ class _Api:
     def delete_service(self, name: str) -> None:
         self._ignore_404(self.core.delete_namespaced_service, name, self.ns)
 
-    @staticmethod
-    def _ignore_404(call: Any, *args: Any, **kwargs: Any) -> None:
+    @classmethod
+    def _ignore_404(cls, call: Any, *args: Any, **kwargs: Any) -> None:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            call(*args, **kwargs)
+            cls._retried(call, *args, **kwargs)
         except ApiException as exc:
             if exc.status != 404:
                 raise

@@ -91,18 +91,45 @@ def champion(spec: Spec) -> RegisteredModel | None:
     return by_alias(spec, CHAMPION)
 
 
+class RegistryUnavailable(RuntimeError):
+    """The registry could not be read: not the same as "no such alias" (a gate that took it
+    for "no champion yet" would promote a model worse than the champion)."""
+
+
+def not_there(exc: Exception) -> bool:
+    """Whether an MLflow error says the registered model or the alias does not exist (and
+    not that MLflow could not be asked)."""
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "alias" in str(exc) and "not found" in str(exc))
+
+
+def without_credentials(uri: str) -> str:
+    """`uri` without a user name or password in it (for messages and logs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+
+
 def by_alias(spec: Spec, alias: str) -> RegisteredModel | None:
-    """The version under `alias`, or None when the model or the alias does not exist yet."""
+    """The version under `alias`, or None when the model or the alias does not exist yet;
+    RegistryUnavailable when the registry cannot be read (MLflow down, refused, broken)."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from domainllm.tracking import experiment_id
+    from domainllm.tracking import experiment_id, tracking_uri
 
-    experiment_id(spec)  # sets the tracking URI
     try:
+        experiment_id(spec)  # sets the tracking URI
         mv = mlflow.MlflowClient().get_model_version_by_alias(spec.name, alias)
-    except MlflowException:  # no such model or alias yet
-        return None
+    except MlflowException as exc:
+        if not_there(exc):
+            return None
+        raise RegistryUnavailable(f"the model registry ({without_credentials(tracking_uri(spec))}) could not be read for alias {alias!r} "
+                                  f"({exc.error_code}); nothing is decided without it: check that MLflow is up and "
+                                  f"reachable, then retry") from None  # fmt: skip
     tags = mv.tags or {}
     return RegisteredModel(str(mv.version), mv.source, tags.get(TAG_FINGERPRINT), tags.get(TAG_RUN_ID))
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from domainllm.evals.registry import COMPLETE, RegisteredModel, is_champion, store_model
 from domainllm.spec import load_spec
 from tests.conftest import tiny_spec_doc, write_spec
@@ -51,3 +53,27 @@ def test_a_lora_trained_model_keeps_its_adapter_s_base(home: Path, corpora: Path
     (model / "adapter" / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
     stored = Path(store_model(spec, str(model), "ef" * 32))
     assert (stored / "base" / "config.json").exists() and (stored / "adapter" / "adapter_config.json").exists()
+
+
+def test_no_alias_is_not_an_unreachable_registry(home: Path, corpora: Path, tmp_path: Path, monkeypatch) -> None:
+    """No model or no alias yet: None (the first gate has no champion). MLflow that cannot be
+    asked: an error, never "no champion" (a gate would then promote anything)."""
+    import mlflow
+
+    from domainllm.evals.registry import CHAMPION, RegistryUnavailable, by_alias, champion
+    from domainllm.serve.vllm_server import free_port
+    from domainllm.tracking import tracking_uri
+
+    spec = load_spec(write_spec(tmp_path / "spec.yaml", tiny_spec_doc(corpora)))
+    assert champion(spec) is None  # no registered model at all
+    mlflow.set_tracking_uri(tracking_uri(spec))
+    mlflow.MlflowClient().create_registered_model(spec.name)
+    assert by_alias(spec, CHAMPION) is None  # the model, but no alias yet
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    doc = tiny_spec_doc(corpora)
+    doc["tracking"] = {"uri": f"http://admin:s3cret@127.0.0.1:{free_port()}"}  # nothing listens there
+    down = load_spec(write_spec(tmp_path / "down.yaml", doc))
+    with pytest.raises(RegistryUnavailable, match="could not be read for alias 'champion'") as exc:
+        champion(down)
+    assert "s3cret" not in str(exc.value) and "127.0.0.1" in str(exc.value)

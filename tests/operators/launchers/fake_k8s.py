@@ -84,6 +84,14 @@ class FakeCluster:
         self.deleted: list[tuple[str, str, dict[str, list[str]]]] = []
         self.created: list[tuple[str, str]] = []
         self.threads: list[threading.Thread] = []
+        self.faults: list[dict[str, Any]] = []
+        """Answers to give instead of the real one: {"method", "path" (a regex), "status" (0: drop
+        the connection), "times"}, e.g. an API server being upgraded."""
+        self.faulted: list[tuple[str, str, int]] = []
+
+    def fault(self, method: str, path: str, status: int, times: int) -> None:
+        with self.lock:
+            self.faults.append({"method": method, "path": path, "status": status, "times": times})
 
     # -- what a kubelet script does -------------------------------------------------------------
 
@@ -270,9 +278,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # quiet
         pass
 
-    def _send(self, code: int, body: dict[str, Any]) -> None:
+    def _send(self, code: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(code)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -288,6 +298,17 @@ class _Handler(BaseHTTPRequestHandler):
         c = self.cluster
         c.requests.append((method, url.path))
         c.authorized.add(rbac_request(method, url.path, query))
+        with c.lock:
+            fault = next((f for f in c.faults if f["times"] > 0 and f["method"] == method and re.fullmatch(f["path"], url.path)), None)
+            if fault is not None:
+                fault["times"] -= 1
+                c.faulted.append((method, url.path, fault["status"]))
+        if fault is not None:
+            if not fault["status"]:  # the connection drops before an answer
+                self.close_connection = True
+                return None
+            reason = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}.get(fault["status"], "Error")
+            return self._send(fault["status"], _status(fault["status"], reason, "injected"), {"Retry-After": "0"} if fault["status"] == 429 else None)
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/(pods|services|events)(?:/([^/]+))?(?:/(log))?", url.path)
         b = re.fullmatch(r"/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+))?(?:/status)?", url.path)
         x = re.fullmatch(r"/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/]+)(?:/([^/]+))?", url.path)

@@ -370,3 +370,42 @@ def test_the_launcher_needs_exactly_the_rbac_it_is_granted(log) -> None:
     asked = set().union(*(c.authorized for c in CLUSTERS))
     granted = {(group, resource, verb) for (group, resource), verbs in LAUNCHER_RULES.items() for verb in verbs}
     assert asked == granted, {"not granted": asked - granted, "granted, never used": granted - asked}
+
+
+def test_transient_api_errors_while_polling_are_retried_not_fatal(log, monkeypatch) -> None:
+    """The API server answers 503, 429, 500 and drops a connection while the job runs (an
+    upgrade): the launcher retries its reads with backoff and the training job runs to its
+    end instead of being deleted."""
+    from domainllm_operators.launchers import kubernetes as launcher
+
+    monkeypatch.setattr(launcher, "BACKOFF_S", 0.05)
+
+    def flaky(cluster: FakeCluster) -> None:
+        job = r"/apis/batch/v1/namespaces/domainllm/jobs/[^/]+"
+        for status, times in ((503, 2), (429, 1), (0, 1), (500, 1)):
+            cluster.fault("GET", job, status, times)
+        cluster.fault("GET", r"/api/v1/namespaces/domainllm/pods", 503, 1)  # the first look for a live attempt too
+
+    cluster, result, handles = _run(rank_runs, _request(nodes=2, gpus=8), log, before=flaky)
+    assert result.exit_code == 0, result.failure
+    assert sorted(s for _, _, s in cluster.faulted) == [0, 429, 500, 503, 503, 503]
+    assert ("job", handles[0]["name"], {"gracePeriodSeconds": ["0"], "propagationPolicy": ["Foreground"]}) in cluster.deleted  # after success
+
+
+def test_an_api_that_stays_down_ends_the_attempt_after_the_retries(log, monkeypatch) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    from domainllm_operators.launchers import kubernetes as launcher
+
+    monkeypatch.setattr(launcher, "BACKOFF_S", 0.01)
+    seen = {}
+
+    def down(cluster: FakeCluster) -> None:
+        seen["cluster"] = cluster
+        cluster.fault("GET", r"/api/v1/namespaces/domainllm/pods/[^/]+", 503, 1000)
+
+    with pytest.raises(ApiException) as exc:
+        _run(succeeds, _request(), log, before=down)
+    assert exc.value.status == 503
+    reads = [r for r in seen["cluster"].faulted if r[0] == "GET"]
+    assert len(reads) == launcher.READ_RETRIES + 1  # every retry spent before giving up
