@@ -42,8 +42,10 @@ def repetitive(text: str, n: int = 4, max_share: float = 0.5) -> bool:
     return 1 - len(set(grams)) / len(grams) > max_share
 
 
-def code_compiles(text: str) -> bool | None:
-    """None without fenced code (or for a language not checked); else whether every block compiles."""
+def code_compiles(text: str, allow_unisolated: bool = False) -> bool | None:
+    """None without fenced code (or for a language not checked); else whether every block
+    compiles. Perl is checked in the sandbox only (SandboxUnavailable where this machine
+    cannot isolate, unless `allow_unisolated`)."""
     results = []
     for lang, code in FENCE.findall(text):
         lang = lang.lower()
@@ -56,12 +58,13 @@ def code_compiles(text: str) -> bool | None:
         elif lang in ("perl", "pl") and shutil.which("perl"):
             from domainllm.evals.sandbox import Limits, run_sandboxed
 
-            outcome = run_sandboxed(["perl", "-c", "answer.pl"], {"answer.pl": code}, Limits(wall_s=5, cpu_s=5))
+            outcome = run_sandboxed(["perl", "-c", "answer.pl"], {"answer.pl": code},
+                                    Limits(wall_s=5, cpu_s=5, allow_unisolated=allow_unisolated))  # fmt: skip
             results.append(outcome.passed)
     return all(results) if results else None
 
 
-def rule_score(candidate: dict[str, Any], *, finish_known: bool = True) -> float:
+def rule_score(candidate: dict[str, Any], *, finish_known: bool = True, allow_unisolated: bool = False) -> float:
     """`finish_known`: whether every candidate of the prompt says why it ended (the served
     answer does, sampled ones do not): a check only some candidates can fail is not fair."""
     text = candidate["text"] or ""
@@ -70,7 +73,7 @@ def rule_score(candidate: dict[str, Any], *, finish_known: bool = True) -> float
     checks = [not repetitive(text)]
     if finish_known:
         checks.append(candidate.get("finish_reason") != "length")
-    compiled = code_compiles(text)
+    compiled = code_compiles(text, allow_unisolated)
     if compiled is not None:
         checks.append(compiled)
     return sum(checks) / len(checks)
@@ -155,7 +158,7 @@ def label(rows: list[dict[str, Any]], cfg: LabelConfig, judge=None) -> tuple[lis
         finish_known = all(c.get("finish_reason") is not None for c in row["candidates"] if c["origin"] != "feedback")
         for c in row["candidates"]:
             if "score" not in c:
-                c["score"], c["label"] = rule_score(c, finish_known=finish_known), "rules"
+                c["score"], c["label"] = rule_score(c, finish_known=finish_known, allow_unisolated=cfg.allow_unisolated), "rules"
             counts[f"scored.{c['label']}"] += 1
     pairs, pair_counts = build_pairs(rows, cfg)
     counts.update(pair_counts)

@@ -51,6 +51,10 @@ class CodeSuite(Section):
     decoding: Decoding = Decoding(max_new_tokens=192, stop=("\nsub ", "\n__END__"))
     wall_s: float = Field(default=10.0, gt=0)
     memory_mb: int = Field(default=512, ge=16)
+    allow_unisolated: bool = False
+    """Run the completions' tests even where this machine cannot isolate them (no user
+    namespaces): the stage then records them as unisolated. Off: the stage refuses, saying
+    why and how to fix the machine."""
 
     @model_validator(mode="after")
     def _enough_samples(self) -> CodeSuite:

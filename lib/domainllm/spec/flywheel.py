@@ -107,6 +107,9 @@ class LabelConfig(Section):
     min_margin: float = Field(default=0.25, gt=0, le=1)
     """Score difference (0-1 scale) chosen - rejected a pair needs."""
     max_pairs_per_prompt: int = Field(default=1, ge=1, le=8)
+    allow_unisolated: bool = False
+    """Compile-check code blocks of answers (`perl -c` runs BEGIN blocks) even where this
+    machine cannot isolate them; off: the stage refuses instead (the answers are strangers' text)."""
 
 
 class FlywheelConfig(Section):

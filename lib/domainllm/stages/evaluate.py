@@ -137,12 +137,21 @@ class EvalCodeStage(EvalStage):
         return spec.evals.code
 
     def rows(self, ctx: StageContext, role: str, model_path: str) -> list[dict]:
+        from domainllm.evals.sandbox import HOW_TO_FIX, isolation_problem
         from domainllm.evals.suites import code_rows
+        from domainllm.stages.runner import StageError
 
         cfg = ctx.spec.evals.code
         limits, sets = code_limits(ctx.spec), code_sets(ctx.spec)
+        problem = isolation_problem()
+        if problem is not None and not cfg.allow_unisolated:  # before any generation is spent
+            raise StageError(f"eval_code: generated code runs only isolated, and this machine cannot isolate it: {problem}. "
+                             f"To fix: {HOW_TO_FIX}")  # fmt: skip
+        if problem is not None:
+            log.warning("eval_code: running generated code WITHOUT isolation (evals.code.allow_unisolated): %s", problem)
         with generator_for(ctx, model_path, role) as generate:
-            return [row for name, problems in sets for row in code_rows(role, generate, name, problems, cfg.decoding, cfg.k, limits)]
+            rows = [row for name, problems in sets for row in code_rows(role, generate, name, problems, cfg.decoding, cfg.k, limits)]
+        return [{**row, "sandbox": "isolated" if problem is None else "unisolated"} for row in rows]
 
 
 class EvalChoiceStage(EvalStage):
@@ -261,7 +270,7 @@ def code_limits(spec: Spec):
     from domainllm.evals.sandbox import Limits
 
     cfg = spec.evals.code
-    return Limits(wall_s=cfg.wall_s, cpu_s=max(1, int(cfg.wall_s)), memory_mb=cfg.memory_mb)
+    return Limits(wall_s=cfg.wall_s, cpu_s=max(1, int(cfg.wall_s)), memory_mb=cfg.memory_mb, allow_unisolated=cfg.allow_unisolated)
 
 
 def code_sets(spec: Spec) -> list[tuple[str, list]]:

@@ -38,6 +38,7 @@ class LabelStage(StageDefaults):
 
     def run(self, ctx: StageContext) -> StageResult:
         from domainllm.evals.endpoint import EndpointError
+        from domainllm.evals.sandbox import SandboxUnavailable, isolation_problem
         from domainllm.flywheel.label import label
         from domainllm.stages.evaluate import judge_for
 
@@ -47,12 +48,13 @@ class LabelStage(StageDefaults):
         judge = judge_for(ctx.spec, judge_cfg, where) if judge_cfg is not None and rows else None
         try:
             pairs, counts = label(rows, ctx.spec.flywheel.label, judge)
-        except EndpointError as exc:
-            raise StageError(str(exc)) from None
+        except (EndpointError, SandboxUnavailable) as exc:
+            raise StageError(f"label: {exc}") from None
         write_rows(ctx, pairs, PAIRS)
         margins = [p["margin"] for p in pairs]
         log.info("label: %d pairs from %d prompts (judge: %s); %s", len(pairs), len(rows), "yes" if judge else "no, rules",
                  ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))  # fmt: skip
         return StageResult(counts=dict(counts),
                            metrics={"margin.mean": sum(margins) / len(margins)} if margins else {},
-                           info={"judge": judge is not None})  # fmt: skip
+                           info={"judge": judge is not None, "code_checks": "isolated" if isolation_problem() is None else
+                                 "unisolated (flywheel.label.allow_unisolated)"})  # fmt: skip
