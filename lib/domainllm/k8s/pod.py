@@ -195,6 +195,17 @@ def container(request: LaunchRequest, target: PodTarget, command: list[str], *, 
     return out
 
 
+UNTRUSTED_CODE_STAGES = frozenset({"eval_code", "label"})
+"""Stages that run generated code in the sandbox (which needs user namespaces)."""
+
+
+def seccomp_profile(request: LaunchRequest, k8s) -> dict[str, str]:
+    value = k8s.untrusted_code_seccomp if request.name in UNTRUSTED_CODE_STAGES else "RuntimeDefault"
+    if value.startswith("Localhost:"):
+        return {"type": "Localhost", "localhostProfile": value.split(":", 1)[1]}
+    return {"type": value}
+
+
 def pod_spec(request: LaunchRequest, target: PodTarget, main: dict[str, Any]) -> dict[str, Any]:
     k8s = target.k8s
     vols, _ = volumes(target)
@@ -209,7 +220,7 @@ def pod_spec(request: LaunchRequest, target: PodTarget, main: dict[str, Any]) ->
             "runAsUser": k8s.run_as_user,
             "runAsGroup": k8s.run_as_group,
             "fsGroup": k8s.fs_group,
-            "seccompProfile": {"type": "RuntimeDefault"},
+            "seccompProfile": seccomp_profile(request, k8s),
         },
         "containers": [main],
         "volumes": vols,

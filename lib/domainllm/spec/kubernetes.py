@@ -150,6 +150,19 @@ class KubernetesConfig(Section):
     fs_group: int = Field(default=10001, ge=1)
     read_only_root_filesystem: bool = True
     """The image's filesystem read-only; `/tmp`, the cache and `/dev/shm` are writable."""
+    untrusted_code_seccomp: str = "RuntimeDefault"
+    """The pod seccomp profile of the stages that run generated code (`eval_code`, `label`).
+    Their sandbox makes unprivileged user namespaces, which the container runtime's default
+    profile forbids: with `RuntimeDefault` those stages refuse to run code and say so. Give
+    `Localhost:<path>` (a profile on the nodes that allows unshare/clone with CLONE_NEWUSER)
+    or `Unconfined` (the sandbox then applies its own seccomp filter to the code)."""
+
+    @field_validator("untrusted_code_seccomp")
+    @classmethod
+    def _seccomp(cls, value: str) -> str:
+        if value not in ("RuntimeDefault", "Unconfined") and not (value.startswith("Localhost:") and len(value) > len("Localhost:")):
+            raise ValueError("give RuntimeDefault, Unconfined or Localhost:<profile path on the nodes>")
+        return value
     cleanup: Literal["delete", "delete_succeeded", "keep"] = "delete_succeeded"
     """What happens to a finished pod or job: `delete_succeeded` keeps failed ones for
     inspection (until the next attempt replaces them)."""

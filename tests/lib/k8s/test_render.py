@@ -93,6 +93,22 @@ def test_a_stage_pod_has_what_production_needs(spec) -> None:
     assert meta["annotations"]["domainllm/mlflow-run-id"] == "0123abcd" and meta["annotations"]["domainllm/stage"] == "sft"
 
 
+def test_only_stages_that_run_generated_code_get_the_sandbox_seccomp_profile(home: Path, tmp_path: Path) -> None:
+    """The sandbox needs user namespaces, which RuntimeDefault forbids: the spec names the
+    profile those stages get (default RuntimeDefault: they refuse to run code, and say why)."""
+    def profile(spec, stage: str) -> dict:
+        request = stage_request(spec, str(CLUSTER_SPEC), stage, "demo")
+        return stage_pod(request, PodTarget(spec.runtime.kubernetes, "spec.k8s.yaml", "x"), f"p-{stage}")["spec"]["securityContext"]["seccompProfile"]
+
+    default = load_spec(CLUSTER_SPEC)
+    assert profile(default, "eval_code") == profile(default, "sft") == {"type": "RuntimeDefault"}
+    local = _spec_with(tmp_path, untrusted_code_seccomp="Localhost:profiles/domainllm-sandbox.json")
+    assert profile(local, "eval_code") == profile(local, "label") == {"type": "Localhost", "localhostProfile": "profiles/domainllm-sandbox.json"}
+    assert profile(local, "sft") == profile(local, "harvest") == {"type": "RuntimeDefault"}
+    with pytest.raises(Exception, match="RuntimeDefault, Unconfined or Localhost"):
+        _spec_with(tmp_path, untrusted_code_seccomp="Localhost:")
+
+
 def test_a_multi_node_job_rendezvous_on_pod_zero_over_infiniband(spec) -> None:
     request = stage_request(spec, str(CLUSTER_SPEC), "cpt", "demo")
     target = PodTarget(spec.runtime.kubernetes, "spec.k8s.yaml")
