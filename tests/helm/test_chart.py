@@ -1,26 +1,48 @@
 """The platform chart, rendered through Helm's own Go SDK (helm-python-sdk, no helm binary):
 every object of several value sets validates strictly against two Kubernetes versions, the
 chart lints clean, unknown values are refused by its schema, every value is documented,
-secrets are only referenced, and the Role grants exactly what the launcher calls."""
+secrets are only referenced, and the Role grants exactly what the launcher calls. Safe by
+default: no install without a production Airflow auth manager, the gateway requires API keys
+and a signing secret and serves its metrics apart, vLLM requires the gateway's key, MLflow
+requires sign-in, each component has its own service account (network policies:
+test_networkpolicies.py)."""
 
 from __future__ import annotations
 
+import configparser
+import importlib.util
 import json
 import re
+import subprocess
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import helm_python as helm
 import pytest
 import yaml
 
+from domainllm.cli.main import build_parser
 from domainllm.k8s.rbac import LAUNCHER_RULES
 from domainllm.k8s.validate import DEFAULT_VERSIONS, validate_objects
 from domainllm.serve.gateway.routes import read_routes
+from domainllm.serve.gateway.server import BACKEND_KEY_ENV
 from tests.conftest import REPO
 
 CHART = REPO / "helm" / "domainllm"
-VALUE_SETS = {
+FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+SIMPLE = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+REQUIRED = {"airflow": {"authManager": FAB}}  # the one value without a default
+
+
+def merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+VALUE_SETS = {name: merged(REQUIRED, values) for name, values in {
     "defaults": {},
     "external-db-s3-private-registry": {
         "images": {"registry": "registry.internal:5000", "repository": "ml/domainllm", "tag": "0.1.0-rc1",
@@ -47,7 +69,9 @@ VALUE_SETS = {
         "networkPolicies": {"clientPeers": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}]},
     },
     "no-network-policies": {"networkPolicies": {"enabled": False}, "serving": {"enabled": True}},
-}  # fmt: skip
+    "development": {"airflow": {"authManager": "", "allowDevelopmentAuthManager": True}, "mlflow": {"auth": {"enabled": False}},
+                    "networkPolicies": {"egress": {"enabled": False}}, "serving": {"enabled": True}},
+}.items()}  # fmt: skip
 
 
 def read_routes_from(text: str) -> list:
@@ -58,6 +82,7 @@ def read_routes_from(text: str) -> list:
 
 
 def render(values: dict) -> list[dict]:
+    """Every object `helm template` (and so `helm install`) renders with these values."""
     with helm.Chart.load(str(CHART)) as chart:
         out = chart.render(values, name="rel", namespace="ml")
     docs = []
@@ -65,6 +90,22 @@ def render(values: dict) -> list[dict]:
         if path.endswith(".yaml") and "/tests/" not in path:
             docs += [d for d in yaml.safe_load_all(text) if d]
     return docs
+
+
+def index(docs: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(d["kind"], d["metadata"]["name"].removeprefix("rel-domainllm-")): d for d in docs}
+
+
+def pod_spec(doc: dict) -> dict:
+    return doc["spec"]["template"]["spec"]
+
+
+def env_of(container: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def secret_ref(container: dict, name: str) -> dict:
+    return env_of(container)[name]["valueFrom"]["secretKeyRef"]
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
@@ -83,19 +124,22 @@ def test_lint_is_clean(name: str) -> None:
 
 
 def test_the_role_grants_exactly_what_the_launcher_calls() -> None:
-    (role,) = [d for d in render({}) if d["kind"] == "Role"]
+    docs = render(VALUE_SETS["defaults"])
+    (role,) = [d for d in docs if d["kind"] == "Role"]
     granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
     assert granted == {(g, r, v) for (g, r), verbs in LAUNCHER_RULES.items() for v in verbs}
-    (binding,) = [d for d in render({}) if d["kind"] == "RoleBinding"]
+    (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "domainllm-airflow", "namespace": "ml"}]
-    assert not [d for d in render({}) if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
 
 
 def test_unknown_values_are_refused() -> None:
     with pytest.raises(helm.HelmValuesError, match="additional properties 'tga' not allowed"):
-        render({"images": {"tga": "0.2.0"}})
+        render(merged(REQUIRED, {"images": {"tga": "0.2.0"}}))
     with pytest.raises(helm.HelmValuesError):
-        render({"airflow": {"scheduler": {"resources": {"cpu": "lots", "memory": "1Gi"}}}})
+        render(merged(REQUIRED, {"airflow": {"scheduler": {"resources": {"cpu": "lots", "memory": "1Gi"}}}}))
+    with pytest.raises(helm.HelmValuesError, match="additional properties 'egres' not allowed"):
+        render(merged(REQUIRED, {"networkPolicies": {"egres": {"enabled": False}}}))
 
 
 def test_every_value_is_documented() -> None:
@@ -123,7 +167,7 @@ def test_images_come_from_one_place_and_pods_are_locked_down() -> None:
     env = {e["name"]: e for e in scheduler["containers"][0]["env"]}
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]["valueFrom"]["secretKeyRef"]["name"] == "domainllm-airflow-db"
     assert env["DOMAINLLM_HOME"]["value"] == "/data/domainllm" and env["AIRFLOW__CORE__EXECUTOR"]["value"] == "LocalExecutor"
-    specs = next(d for d in docs if d["kind"] == "ConfigMap")
+    specs = index(docs)["ConfigMap", "domainllm-specs"]
     assert set(specs["data"]) == {"spec.yaml", "spec.k8s.yaml"} and "extends: spec.yaml" in specs["data"]["spec.k8s.yaml"]
 
 
@@ -144,15 +188,155 @@ def test_serving_splits_traffic_by_the_canary_weight_on_gpu_nodes() -> None:
     assert canary["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"} and canary["tolerations"]
     assert {name for kind, name in by_name if kind == "PodDisruptionBudget"} == {
         "rel-domainllm-airflow-api", "rel-domainllm-gateway", "rel-domainllm-vllm-stable", "rel-domainllm-vllm-canary"}
-    no_canary = render({"serving": {"enabled": True}})
+    no_canary = render(merged(REQUIRED, {"serving": {"enabled": True}}))
     assert not [d for d in no_canary if d["metadata"]["name"].endswith("vllm-canary")]  # weight 0: not deployed
 
 
-def test_network_policies_deny_by_default_and_open_what_each_serves() -> None:
-    docs = render(VALUE_SETS["gpu-canary"])
-    policies = {d["metadata"]["name"].removeprefix("rel-domainllm-"): d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
-    assert set(policies) == {"default-deny", "airflow-api", "airflow-logs", "mlflow", "gateway", "vllm"}
-    assert "ingress" not in policies["default-deny"] and policies["default-deny"]["policyTypes"] == ["Ingress"]
-    assert policies["vllm"]["ingress"][0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
-    assert policies["gateway"]["ingress"][0]["from"] == VALUE_SETS["gpu-canary"]["networkPolicies"]["clientPeers"]
-    assert not [d for d in render(VALUE_SETS["no-network-policies"]) if d["kind"] == "NetworkPolicy"]
+def test_no_install_without_a_production_airflow_auth_manager() -> None:
+    for values in ({}, {"airflow": {"authManager": SIMPLE}}):  # Airflow's default, named or not
+        with pytest.raises(helm.HelmRenderError, match=r"airflow\.authManager: set a production auth manager, e\.g\. "
+                                                        r"--set airflow\.authManager=airflow\.providers\.fab\..*FabAuthManager.*"
+                                                        r"set airflow\.allowDevelopmentAuthManager=true"):  # fmt: skip
+            render(values)
+    with pytest.raises(helm.HelmValuesError):
+        render({"airflow": {"authManager": "FAB please"}})
+    with pytest.raises(helm.HelmRenderError, match="airflow.extraEnv.AIRFLOW__CORE__AUTH_MANAGER: set airflow.authManager instead"):
+        render({"airflow": {"allowDevelopmentAuthManager": True, "extraEnv": {"AIRFLOW__CORE__AUTH_MANAGER": SIMPLE}}})
+    for values, manager in ((REQUIRED, FAB), ({"airflow": {"authManager": "corp.sso.SsoAuthManager"}}, "corp.sso.SsoAuthManager"),
+                            ({"airflow": {"allowDevelopmentAuthManager": True}}, SIMPLE)):  # fmt: skip
+        docs = render(values)
+        airflow = [d for d in docs if d["kind"] in ("Deployment", "Job") and d["metadata"]["name"].startswith("rel-domainllm-airflow-")]
+        assert len(airflow) == 5  # api, scheduler, dag-processor, triggerer, and the migrate hook (FAB's tables migrate with it)
+        for doc in airflow:
+            assert env_of(pod_spec(doc)["containers"][0])["AIRFLOW__CORE__AUTH_MANAGER"]["value"] == manager
+    api = index(render(REQUIRED))["Deployment", "airflow-api"]
+    assert secret_ref(pod_spec(api)["containers"][0], "AIRFLOW__API__SECRET_KEY") == {"name": "domainllm-airflow-keys",
+                                                                                      "key": "api-secret-key"}  # one key for every replica
+
+
+def test_the_gateway_requires_keys_and_a_signing_secret_and_serves_admin_apart() -> None:
+    objs = index(render(merged(REQUIRED, {"serving": {"enabled": True}})))
+    pod = pod_spec(objs["Deployment", "gateway"])
+    (gateway,) = pod["containers"]
+    args = build_parser().parse_args([*gateway["command"][1:], *gateway["args"]])  # the gateway's own CLI takes them
+    assert (str(args.keys), str(args.signing_secret)) == ("/etc/domainllm/auth/keys.json", "/etc/domainllm/auth/signing.secret")
+    assert (args.host, args.port, args.admin_host, args.admin_port) == ("0.0.0.0", 8800, "0.0.0.0", 8801) and args.scrub_pii
+    assert {p["name"]: p["containerPort"] for p in gateway["ports"]} == {"http": 8800, "admin": 8801}
+    assert gateway["readinessProbe"]["httpGet"] == gateway["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert [(p["name"], p["port"]) for p in objs["Service", "gateway"]["spec"]["ports"]] == [("http", 8800), ("admin", 8801)]
+    auth = next(v for v in pod["volumes"] if v["name"] == "auth")["secret"]
+    assert auth["secretName"] == "domainllm-gateway-auth" and {i["key"] for i in auth["items"]} == {"keys.json", "signing.secret"}
+    mounts = {m["mountPath"]: m for m in gateway["volumeMounts"]}
+    assert mounts["/etc/domainllm/auth"]["readOnly"] and mounts["/etc/domainllm/routes"]["readOnly"]
+    assert secret_ref(gateway, BACKEND_KEY_ENV) == {"name": "domainllm-vllm-api-key", "key": "api-key"}
+
+
+def test_the_gateway_mounts_only_its_log_folder_of_the_home_volume() -> None:
+    def home_mounts(values: dict) -> list[dict]:
+        (gateway,) = pod_spec(index(render(merged(REQUIRED, values)))["Deployment", "gateway"])["containers"]
+        return [m for m in gateway["volumeMounts"] if m["name"] == "home"]
+
+    assert home_mounts({"serving": {"enabled": True}}) == [
+        {"name": "home", "mountPath": "/var/lib/domainllm/artifacts/serving-logs", "subPath": "artifacts/serving-logs"}]
+    assert home_mounts({"home": {"mountPath": "/data/dl/"}, "serving": {"enabled": True, "gateway": {"logRoot": "/data/dl/logs/gw/"}}}) == [
+        {"name": "home", "mountPath": "/data/dl/logs/gw/", "subPath": "logs/gw"}]
+    # retrieval reads the knowledge store, the embedding model and the classifier: the rest read-only
+    assert home_mounts(VALUE_SETS["gpu-canary"]) == [
+        {"name": "home", "mountPath": "/var/lib/domainllm", "readOnly": True},
+        {"name": "home", "mountPath": "/var/lib/domainllm/artifacts/serving-logs", "subPath": "artifacts/serving-logs"}]
+    for outside in ("/srv/serving-logs", "/var/lib/domainllm", "/var/lib/domainllm-other/logs"):
+        with pytest.raises(helm.HelmRenderError, match=f"serving.gateway.logRoot \\({outside}\\) must be a folder under home.mountPath"):
+            render(merged(REQUIRED, {"serving": {"enabled": True, "gateway": {"logRoot": outside}}}))
+
+
+def test_vllm_answers_only_with_the_gateway_key() -> None:
+    objs = index(render(VALUE_SETS["gpu-canary"]))
+    (gateway,) = pod_spec(objs["Deployment", "gateway"])["containers"]
+    for track in ("stable", "canary"):
+        (vllm,) = pod_spec(objs["Deployment", f"vllm-{track}"])["containers"]
+        assert secret_ref(vllm, "VLLM_API_KEY") == secret_ref(gateway, BACKEND_KEY_ENV)  # the same Secret and key
+        assert not [a for a in vllm["args"] if a.startswith("--api-key")]  # not in the process list either
+        assert vllm["readinessProbe"]["httpGet"]["path"] == "/health"  # vLLM leaves /health open
+
+
+def test_every_component_has_its_own_service_account_and_only_airflow_a_token() -> None:
+    docs = render(merged(VALUE_SETS["gpu-canary"], {"serviceAccounts": {"mlflowAnnotations": {"iam.gke.io/gcp-service-account": "mlflow@p.iam"}}}))
+    accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+    assert {name: a["automountServiceAccountToken"] for name, a in accounts.items()} == {
+        "domainllm-airflow": True, "domainllm-stage": False, "domainllm-mlflow": False, "domainllm-gateway": False, "domainllm-serve": False}
+    assert accounts["domainllm-mlflow"]["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": "mlflow@p.iam"}
+    used = {d["metadata"]["name"].removeprefix("rel-domainllm-"): pod_spec(d) for d in docs if d["kind"] == "Deployment"}
+    assert {name: pod["serviceAccountName"] for name, pod in used.items()} == {
+        **{f"airflow-{c}": "domainllm-airflow" for c in ("api", "scheduler", "dag-processor", "triggerer")},
+        "mlflow": "domainllm-mlflow", "gateway": "domainllm-gateway", "vllm-stable": "domainllm-serve", "vllm-canary": "domainllm-serve"}
+    assert [name for name, pod in used.items() if pod["automountServiceAccountToken"]] == ["airflow-scheduler"]
+    assert not {"domainllm-gateway", "domainllm-serve"} & {d["metadata"]["name"] for d in render(VALUE_SETS["defaults"])}
+    with pytest.raises(helm.HelmRenderError, match="serviceAccounts: airflow, stage, mlflow, gateway and serve must be five different names"):
+        render(merged(REQUIRED, {"serviceAccounts": {"gateway": "domainllm-stage"}}))
+
+
+def mlflow_auth_module(name: str) -> ModuleType:
+    """One module of MLflow's auth app, loaded alone: the package itself needs Flask-WTF
+    (`mlflow[auth]`), which only the image that runs the server has to carry."""
+    spec = importlib.util.find_spec("mlflow.server")
+    assert spec and spec.submodule_search_locations
+    path = Path(next(iter(spec.submodule_search_locations))) / "auth" / f"{name}.py"
+    module_spec = importlib.util.spec_from_file_location(f"_mlflow_auth_{name}", path)
+    assert module_spec and module_spec.loader
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def test_mlflow_requires_sign_in_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    read_auth_config = mlflow_auth_module("config").read_auth_config
+    get_permission = mlflow_auth_module("permissions").get_permission
+
+    objs = index(render(VALUE_SETS["defaults"]))
+    (mlflow,) = pod_spec(objs["Deployment", "mlflow"])["containers"]
+    refs = {name: secret_ref(mlflow, name) for name in ("MLFLOW_AUTH_DATABASE_URI", "MLFLOW_AUTH_ADMIN_USERNAME",
+                                                        "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")}  # fmt: skip
+    keys = ("database-uri", "admin-username", "admin-password", "flask-secret-key")
+    assert refs == {name: {"name": "domainllm-mlflow-auth", "key": key} for name, key in zip(refs, keys, strict=True)}
+    # The container's command as written, with a stand-in `mlflow` that reports its arguments:
+    # the auth file it leaves is what MLflow's own reader sees.
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "mlflow").write_text('#!/bin/sh\necho "$@"\n')
+    (tmp_path / "bin" / "mlflow").chmod(0o755)
+    (tmp_path / "basic_auth.ini").write_text(objs["ConfigMap", "mlflow-auth"]["data"]["basic_auth.ini"])
+    script = mlflow["command"][2].replace("/etc/domainllm/mlflow-auth/", f"{tmp_path}/")
+    uri = "postgresql://mlflow:p%40ss%25@db.example:5432/mlflow_auth"  # an escaped password: `%` is special to configparser
+    written = tmp_path / "auth.ini"
+    done = subprocess.run([*mlflow["command"][:2], script, *mlflow["command"][3:], *mlflow["args"]], capture_output=True, text=True,
+                          env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "MLFLOW_AUTH_DATABASE_URI": uri,
+                               "MLFLOW_AUTH_CONFIG_PATH": str(written)}, check=True, timeout=30)  # fmt: skip
+    assert done.stdout.split()[:4] == ["server", "--app-name", "basic-auth", "--backend-store-uri=$(MLFLOW_BACKEND_STORE_URI)"]
+    assert env_of(mlflow)["MLFLOW_AUTH_CONFIG_PATH"]["value"].startswith("/tmp/") and written.stat().st_mode & 0o077 == 0
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(written))
+    config = read_auth_config()
+    assert (config.database_uri, config.default_permission) == (uri, "NO_PERMISSIONS")
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    for permission in schema["properties"]["mlflow"]["properties"]["auth"]["properties"]["defaultPermission"]["enum"]:
+        get_permission(permission)  # every choice is one MLflow knows
+    # the clients sign in: Airflow from the client Secret (the stage pods name it in env_from_secrets)
+    for name in ("airflow-api", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
+        (airflow,) = pod_spec(objs["Deployment", name])["containers"]
+        for var in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            assert secret_ref(airflow, var) == {"name": "domainllm-mlflow", "key": var}
+
+
+def test_mlflow_without_sign_in_only_when_asked() -> None:
+    assert yaml.safe_load((CHART / "values.yaml").read_text())["mlflow"]["auth"]["enabled"] is True
+    objs = index(render(VALUE_SETS["development"]))
+    (mlflow,) = pod_spec(objs["Deployment", "mlflow"])["containers"]
+    assert mlflow["command"] == ["mlflow", "server"] and ("ConfigMap", "mlflow-auth") not in objs
+    (scheduler,) = pod_spec(objs["Deployment", "airflow-scheduler"])["containers"]
+    assert "MLFLOW_TRACKING_PASSWORD" not in env_of(scheduler) and "MLFLOW_AUTH_ADMIN_PASSWORD" not in env_of(mlflow)
+
+
+def test_mlflow_auth_file_is_ini_with_the_chosen_default_permission() -> None:
+    ini = index(render(merged(REQUIRED, {"mlflow": {"auth": {"defaultPermission": "READ"}}})))["ConfigMap", "mlflow-auth"]
+    parser = configparser.ConfigParser()
+    parser.read_string(ini["data"]["basic_auth.ini"])
+    assert dict(parser["mlflow"]) == {"default_permission": "READ",
+                                      "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth"}

@@ -1,5 +1,24 @@
 {{/* What every Airflow container shares: image, environment, mounts. */}}
 
+{{/* The auth manager class, or the install fails: Airflow's default (SimpleAuthManager) keeps
+generated passwords per api-server pod and suits a trial only. */}}
+{{- define "domainllm.airflow.authManager" -}}
+{{- $simple := "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager" -}}
+{{- $manager := .Values.airflow.authManager | default "" -}}
+{{- if hasKey .Values.airflow.extraEnv "AIRFLOW__CORE__AUTH_MANAGER" -}}
+{{- fail "airflow.extraEnv.AIRFLOW__CORE__AUTH_MANAGER: set airflow.authManager instead (the chart checks it and passes it to every Airflow container and the migrate hook)" -}}
+{{- end -}}
+{{- if and (or (not $manager) (eq $manager $simple)) (not .Values.airflow.allowDevelopmentAuthManager) -}}
+{{- fail (printf "airflow.authManager: set a production auth manager, e.g. --set airflow.authManager=airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager (the FAB provider is in the airflow image) or your own class; %s is for development only: to run it anyway set airflow.allowDevelopmentAuthManager=true" (ternary "Airflow's default SimpleAuthManager" "the SimpleAuthManager" (not $manager))) -}}
+{{- end -}}
+{{- $manager | default $simple -}}
+{{- end -}}
+
+{{- define "domainllm.airflow.authEnv" -}}
+- name: AIRFLOW__CORE__AUTH_MANAGER
+  value: {{ include "domainllm.airflow.authManager" . | quote }}
+{{- end -}}
+
 {{- define "domainllm.airflow.env" -}}
 - name: AIRFLOW__CORE__EXECUTOR
   value: LocalExecutor
@@ -7,6 +26,10 @@
   value: {{ .Values.airflow.parallelism | quote }}
 - name: AIRFLOW__CORE__DEFAULT_TASK_RETRIES
   value: {{ .Values.airflow.defaultTaskRetries | quote }}
+- name: DOMAINLLM_ROLLOUT_APPROVAL
+  value: {{ ternary "1" "0" .Values.airflow.rolloutApproval.enabled | quote }}
+- name: DOMAINLLM_ROLLOUT_APPROVAL_TIMEOUT_H
+  value: {{ .Values.airflow.rolloutApproval.timeoutHours | quote }}
 - name: AIRFLOW__CORE__EXECUTION_API_SERVER_URL
   value: {{ printf "http://%s-airflow-api:%v/execution/" (include "domainllm.fullname" .) .Values.airflow.apiServer.port | quote }}
 - name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
@@ -18,6 +41,10 @@
 - name: AIRFLOW__API_AUTH__JWT_SECRET
   valueFrom:
     secretKeyRef: {name: {{ .Values.airflow.keysSecretName }}, key: jwt-secret}
+- name: AIRFLOW__API__SECRET_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.airflow.keysSecretName }}, key: api-secret-key}
+{{ include "domainllm.airflow.authEnv" . }}
 - name: AIRFLOW__LOGGING__BASE_LOG_FOLDER
   value: /opt/airflow/logs
 - name: DOMAINLLM_HOME
@@ -26,6 +53,14 @@
   value: {{ .Values.specs.default | quote }}
 - name: MLFLOW_TRACKING_URI
   value: {{ printf "http://%s-mlflow:%v" (include "domainllm.fullname" .) .Values.mlflow.port | quote }}
+{{- with .Values.mlflow.auth }}{{ if .enabled }}
+- name: MLFLOW_TRACKING_USERNAME
+  valueFrom:
+    secretKeyRef: {name: {{ .clientSecretName }}, key: MLFLOW_TRACKING_USERNAME}
+- name: MLFLOW_TRACKING_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ .clientSecretName }}, key: MLFLOW_TRACKING_PASSWORD}
+{{- end }}{{ end }}
 {{- range $name, $value := .Values.airflow.extraEnv }}
 - name: {{ $name }}
   value: {{ $value | quote }}

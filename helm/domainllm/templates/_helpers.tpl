@@ -66,9 +66,31 @@ imagePullSecrets:
 {{- define "domainllm.checkovSkips" -}}
 {{- $reasons := dict
   "digest" "CKV_K8S_43=images are addressed by one tag set in images.tag; pin digests with immutable tags in the registry"
-  "secretsInEnv" "CKV_K8S_35=Airflow and MLflow read these settings from the environment; the values come from Secrets by reference"
+  "secretsInEnv" "CKV_K8S_35=Airflow, MLflow, vLLM and the gateway read these settings from the environment; the values come from Secrets by reference"
   "apiToken" "CKV_K8S_38=the scheduler runs the tasks, which create and watch stage pods and jobs through the API (Role in rbac.yaml)" -}}
 {{- range $i, $key := . }}
 checkov.io/skip{{ add1 $i }}: {{ index $reasons $key | quote }}
 {{- end }}
+{{- end -}}
+
+{{/* The gateway's log folder as a path inside the home volume (its subPath). */}}
+{{- define "domainllm.gateway.logSubPath" -}}
+{{- $home := trimSuffix "/" .Values.home.mountPath -}}
+{{- $logs := trimSuffix "/" .Values.serving.gateway.logRoot -}}
+{{- if not (hasPrefix (printf "%s/" $home) $logs) -}}
+{{- fail (printf "serving.gateway.logRoot (%s) must be a folder under home.mountPath (%s): the gateway mounts only that folder of the home volume" $logs $home) -}}
+{{- end -}}
+{{- trimPrefix (printf "%s/" $home) $logs -}}
+{{- end -}}
+
+{{/* One NetworkPolicy egress rule: (dict "to" peers "ports" list "protocol" "TCP"); no peers: any address. */}}
+{{- define "domainllm.egressRule" -}}
+- ports:
+    {{- range .ports }}
+    - {port: {{ . }}, protocol: {{ $.protocol | default "TCP" }}}
+    {{- end }}
+  {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end -}}
