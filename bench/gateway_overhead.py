@@ -27,6 +27,8 @@ os.environ.setdefault("DOMAINLLM_VLLM_PYTHON", str(Path(__file__).resolve().pare
 
 import aiohttp  # noqa: E402
 
+from domainllm.serve.gateway.auth import add_key  # noqa: E402
+from domainllm.serve.gateway.ids import new_signing_secret  # noqa: E402
 from domainllm.serve.gateway.routes import Route, write_routes  # noqa: E402
 from domainllm.serve.vllm_server import VllmServer, free_port  # noqa: E402
 from tests.lib.evals.vllm_helpers import tiny_chat_model  # noqa: E402
@@ -53,10 +55,14 @@ async def one(session: aiohttp.ClientSession, url: str, body: dict) -> tuple[flo
     return (time.perf_counter() - t0) * 1000, json.loads(data)["usage"]["completion_tokens"]
 
 
+HEADERS: dict[str, str] = {}
+"""The bench key's `Authorization` (vLLM ignores it; the gateway needs it)."""
+
+
 async def latency(direct: str, gateway: str, n: int) -> dict[str, list[float]]:
     body = {"model": "tiny", "prompt": "sub hello {", "max_tokens": 1, "temperature": 0}
     out: dict[str, list[float]] = {"direct": [], "gateway": []}
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=HEADERS) as session:
         for _ in range(10):  # warm both paths
             await one(session, direct, body)
             await one(session, gateway, body)
@@ -78,7 +84,7 @@ async def throughput(url: str, n: int, concurrency: int, max_tokens: int) -> tup
             _, got = await one(session, url, body)
             tokens += got
 
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+    async with aiohttp.ClientSession(headers=HEADERS, connector=aiohttp.TCPConnector(limit=0)) as session:
         t0 = time.perf_counter()
         await asyncio.gather(*(go(session) for _ in range(n)))
         wall = time.perf_counter() - t0
@@ -105,8 +111,14 @@ def main() -> None:
             routes, port = Path(tmp) / "routes.json", free_port()
             write_routes(routes, [Route("stable", server.base_url, "1", 100)])
             pin = ["taskset", "-c", "1"] if args.pin else []
+            keys, secret = Path(tmp) / "keys.json", Path(tmp) / "signing.secret"
+            key = add_key(keys, "bench", limits={"requests_per_minute": 10**6, "concurrency": 4096, "requests_per_day": 10**9,
+                                                 "tokens_per_day": 10**12})  # fmt: skip
+            HEADERS["Authorization"] = f"Bearer {key}"
+            new_signing_secret(secret)
             gw = subprocess.Popen([*pin, sys.executable, "-m", "domainllm", "serve", "gateway", "--routes", str(routes), "--log-root",
-                                   f"{tmp}/logs", "--port", str(port), *(["--no-scrub-pii"] if args.no_scrub_pii else [])])  # fmt: skip
+                                   f"{tmp}/logs", "--port", str(port), "--admin-port", str(free_port()), "--keys", str(keys),
+                                   "--signing-secret", str(secret), *(["--no-scrub-pii"] if args.no_scrub_pii else [])])  # fmt: skip
             try:
                 for _ in range(100):
                     try:

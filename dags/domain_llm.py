@@ -19,6 +19,7 @@ from domainllm.stages.names import DOMAIN_STAGES, SHARDED_STAGES, STAGE_REQUIRES
 from domainllm_operators import (
     GateOperator,
     PipelineRunOperator,
+    RolloutApprovalOperator,
     RolloutOperator,
     ShardPlanOperator,
     StageOperator,
@@ -82,6 +83,11 @@ with DAG(
         else:
             upstream >> task
         tasks[stage] = task
+    # A flywheel-triggered round waits for a person before its rollout (when approval is on);
+    # otherwise this task skips itself and the rollout goes on.
+    approve = RolloutApprovalOperator(dataset_version="{{ triggering_asset_events | trigger_extra('version', '') }}",
+                                      flywheel_run="{{ triggering_asset_events | trigger_extra('flywheel_run_id', '') }}", **common)  # fmt: skip
+    tasks["gate"] >> approve >> tasks["rollout"]
     needed = {dep for stage in DOMAIN_STAGES for dep in STAGE_REQUIRES[stage]}
     [task for stage, task in tasks.items() if stage not in needed] >> finish
     # A teardown closes the MLflow parent run whatever happened, without masking a

@@ -38,7 +38,10 @@ class Cycle:
 
 
 def flywheel_cycle(stack: LocalStack, spec_path: str, synopses: Path, *, questions: int = 24, echo=print,
-                   timeout: float = 3600) -> Cycle:  # fmt: skip
+                   timeout: float = 3600, on_awaiting=None, more_traffic=None) -> Cycle:  # fmt: skip
+    """Demo users' traffic, then `more_traffic(gateway)` (tests: an attacker), then the
+    data_flywheel run over that period and the training round it starts; `on_awaiting(run,
+    task)` answers a task that waits for a person (the rollout approval)."""
     from domainllm.demo.traffic import questions as demo_questions
     from domainllm.demo.traffic import send
     from domainllm.flywheel.window import window_run_id
@@ -59,6 +62,8 @@ def flywheel_cycle(stack: LocalStack, spec_path: str, synopses: Path, *, questio
                                                                                            api_key=gateway.key("platform")))
     traffic = send(gateway.url, spec.name, asked, api_key=gateway.key("user"))
     cycle = Cycle(requests=traffic.requests, answered=traffic.answered, feedback=traffic.feedback)
+    if more_traffic is not None:
+        more_traffic(gateway)
     if traffic.answered < traffic.requests:
         cycle.notes.append(f"{traffic.requests - traffic.answered} of {traffic.requests} demo requests were not answered "
                            f"(the gateway's log: {gateway.log_path})")  # fmt: skip
@@ -75,7 +80,8 @@ def flywheel_cycle(stack: LocalStack, spec_path: str, synopses: Path, *, questio
     if cycle.flywheel_state == "success" and states.get("trigger_training") == "success":
         cycle.training_run = stack.triggered_run("domain_llm", after)
         echo(f"the flywheel's Asset event started domain_llm run {cycle.training_run}; following it:")
-        cycle.training_state = stack.follow("domain_llm", cycle.training_run, timeout=timeout, echo=echo)
+        cycle.training_state = stack.follow("domain_llm", cycle.training_run, timeout=timeout, echo=echo,
+                                            on_awaiting=(lambda task: on_awaiting(cycle.training_run, task)) if on_awaiting else None)  # fmt: skip
     else:
         cycle.notes.append(why_no_round(spec, cycle.flywheel_run_id, states))
     return cycle

@@ -136,6 +136,8 @@ def airflow_env(airflow_home: Path, api_port: int) -> dict[str, str]:
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # one machine, one person: a flywheel round rolls out without asking (the Helm chart asks)
+        "DOMAINLLM_ROLLOUT_APPROVAL": os.environ.get("DOMAINLLM_ROLLOUT_APPROVAL", "0"),
     }
     return env
 
@@ -275,8 +277,14 @@ class LocalStack:
             for ti in tis
         }
 
-    def follow(self, dag_id: str, run_id: str, timeout: float = 3600, echo=print) -> str:
-        """Wait for the DAG run to end, printing task state changes; returns its state."""
+    def respond(self, dag_id: str, run_id: str, task_id: str, option: str, map_index: int = -1) -> Any:
+        """Answers a task's human-in-the-loop request (e.g. "Approve") as the UI's admin does."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/{task_id}/{map_index}/hitlDetails"
+        return self._request("PATCH", path, {"chosen_options": [option], "params_input": {}})
+
+    def follow(self, dag_id: str, run_id: str, timeout: float = 3600, echo=print, on_awaiting=None) -> str:
+        """Wait for the DAG run to end, printing task state changes; returns its state.
+        `on_awaiting(task_id)` is called once for each task that waits for a person."""
         seen: dict[str, str | None] = {}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -285,6 +293,8 @@ class LocalStack:
                 if seen.get(task, "?") != state:
                     echo(f"  {task:<24} {state}")
                     seen[task] = state
+                    if state == "awaiting_input" and on_awaiting is not None:
+                        on_awaiting(task)
             state = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
             if state in ("success", "failed"):
                 return state

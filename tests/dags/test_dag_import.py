@@ -22,14 +22,16 @@ def test_domain_llm_shape_and_params_form() -> None:
 
     dag = _bag().dags["domain_llm"]
     shard_tasks = [f"{s}_shard" for s in DOMAIN_STAGES if s in SHARDED_STAGES]
-    assert set(dag.task_ids) == {"run_start", "plan_shards", *DOMAIN_STAGES, *shard_tasks, "run_finish"}
+    assert set(dag.task_ids) == {"run_start", "plan_shards", *DOMAIN_STAGES, *shard_tasks, "approve_rollout", "run_finish"}
+    # a person may approve a flywheel round's rollout: between the gate and the rollout
+    assert dag.get_task("approve_rollout").upstream_task_ids == {"gate"} and "approve_rollout" in dag.get_task("rollout").upstream_task_ids
     assert dag.get_task("run_finish").is_teardown
     assert dag.get_task("run_start").downstream_task_ids == {"plan_shards"}
     for stage in DOMAIN_STAGES:
         first = f"{stage}_shard" if stage in SHARDED_STAGES else stage
         upstream = dag.get_task(first).upstream_task_ids
         # a stage's first task waits for exactly the stages it reads (the first ones wait for the plan)
-        assert upstream - {"plan_shards"} == set(STAGE_REQUIRES[stage]), stage
+        assert upstream - {"plan_shards", "approve_rollout"} == set(STAGE_REQUIRES[stage]), stage
         if stage in SHARDED_STAGES:
             mapped = dag.get_task(first)
             assert mapped.is_mapped and "plan_shards" in mapped.upstream_task_ids

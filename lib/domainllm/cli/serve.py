@@ -77,6 +77,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"{spec.name}: no local gateway running")
     else:
         print(f"{spec.name}: gateway at {gateway.url}/v1 (model {spec.name!r}), logs under {gateway.log_root}")
+        print(f"  admin (metrics, health): {gateway.admin_url}; this machine's API keys: {gateway.keys_dir}/client-keys.json")
         try:
             for route in read_routes(Path(gateway.routes_path)):
                 print(f"  route {route.name}: version {route.version}, {route.weight:g}% -> {route.base_url}")

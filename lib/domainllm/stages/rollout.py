@@ -12,9 +12,12 @@ already serving): what serves can change under it, e.g. a stopped server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, ClassVar
 
 from domainllm.spec import Spec
@@ -34,13 +37,8 @@ class RolloutStage(StageDefaults):
         return {"serving": spec.serving.model_dump(mode="json")}
 
     def run(self, ctx: StageContext) -> StageResult:
-        import mlflow
-
         from domainllm.serve.gateway.augment import AUGMENT_FILE, write_config
-        from domainllm.serve.local import LocalDeployments
         from domainllm.serve.local_gateway import LocalGateway
-        from domainllm.serve.rollout import RolloutFailed, Step, prober, roll_out
-        from domainllm.serve.vllm_server import ServerError
 
         spec, cfg = ctx.spec, ctx.spec.serving
         if not cfg.enabled:
@@ -52,11 +50,21 @@ class RolloutStage(StageDefaults):
         gateways = LocalGateway(spec.name)
         augment = augment_config(spec, ctx.upstream["kb_index"].info, ctx.upstream["intents"].info)
         augment_path = gateways.routes_path.with_name(AUGMENT_FILE)
-        previous_augment = augment_path.read_bytes() if augment_path.exists() else None
-        if augment is None:
-            augment_path.unlink(missing_ok=True)
-        else:  # before the gateway (re)starts: it reads retrieval and routing from here
-            write_config(augment_path, augment)
+        with restored_on_failure(augment_path):  # whatever fails, the stable version answers as before: its retrieval too
+            if augment is None:
+                augment_path.unlink(missing_ok=True)
+            else:  # before the gateway (re)starts: it reads retrieval and routing from here
+                write_config(augment_path, augment)
+            return self._roll_out(ctx, version, model_path, adapters, gateways)
+
+    def _roll_out(self, ctx: StageContext, version: str, model_path: str, adapters, gateways) -> StageResult:
+        import mlflow
+
+        from domainllm.serve.local import LocalDeployments
+        from domainllm.serve.rollout import RolloutFailed, Step, prober, roll_out
+        from domainllm.serve.vllm_server import ServerError
+
+        spec, cfg = ctx.spec, ctx.spec.serving
         gateway = gateways.ensure(log_root(spec), port=cfg.gateway_port, policy=cfg.gateway, scrub_pii=cfg.scrub_pii)
         deployments = LocalDeployments(spec.name, cfg)
         probe = None
@@ -75,12 +83,8 @@ class RolloutStage(StageDefaults):
                                step=len(steps))  # fmt: skip
 
         try:
-            try:
-                outcome = roll_out(version, model_path, cfg=cfg.rollout, deployments=deployments, gateway=gateway, probe=probe,
-                                   on_step=on_step, adapters=adapters)  # fmt: skip
-            except BaseException:  # whatever failed, the stable version answers as before: its retrieval and routing too
-                restore_file(augment_path, previous_augment)
-                raise
+            outcome = roll_out(version, model_path, cfg=cfg.rollout, deployments=deployments, gateway=gateway, probe=probe,
+                               on_step=on_step, adapters=adapters)  # fmt: skip
         except RolloutFailed as exc:
             mlflow.log_dict(_steps_record(version, "rolled_back", exc.steps), "rollout_steps.json")
             mlflow.set_tags({"domainllm.rollout": "rolled_back"})
@@ -106,14 +110,21 @@ class RolloutStage(StageDefaults):
                            reports=["rollout.json"])  # fmt: skip
 
 
-def restore_file(path, content: bytes | None) -> None:
-    """`path` back as it was (`content` None: it did not exist), replaced atomically."""
-    if content is None:
-        path.unlink(missing_ok=True)
-        return
-    tmp = path.with_name(f".{path.name}.restore")
-    tmp.write_bytes(content)
-    tmp.replace(path)
+@contextlib.contextmanager
+def restored_on_failure(path: Path) -> Iterator[None]:
+    """`path` as it was before the block when the block raises (anything: a failed step,
+    MLflow down, a kill), replaced atomically; removed when it did not exist."""
+    before = path.read_bytes() if path.exists() else None
+    try:
+        yield
+    except BaseException:
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            tmp = path.with_name(f".{path.name}.restore")
+            tmp.write_bytes(before)
+            tmp.replace(path)
+        raise
 
 
 def _steps_record(version: str, result: str, steps: list) -> dict:

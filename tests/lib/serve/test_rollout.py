@@ -6,11 +6,9 @@ is promoted without a restart; a canary whose backend breaks is rolled back at i
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import signal
-import urllib.error
 from pathlib import Path
 
 import httpx
@@ -96,13 +94,6 @@ def test_first_promote_and_roll_back(home: Path, tmp_path: Path) -> None:
         assert deployments.get("stable").version == "2" and deployments.get("canary") is None
         after = httpx.post(f"{gw.url}/v1/completions", json={"model": "tiny", "prompt": "sub", "max_tokens": 2}, timeout=30, headers=auth)
         assert after.status_code == 200 and after.headers["x-model-version"] == "2"
-
-        # a fault that is not a verdict (the metrics cannot be read: here the admin port is wrong) leaves the safe state too
-        blind = dataclasses.replace(gw, admin_port=free_port())
-        with pytest.raises(urllib.error.URLError):
-            roll_out("4", model, cfg=cfg, deployments=deployments, gateway=blind, probe=probe)
-        assert deployments.get("stable").version == "2" and deployments.get("canary") is None
-        assert [r["name"] for r in json.loads(Path(gw.routes_path).read_text())["routes"]] == ["stable"]
     finally:
         for name in deployments.all():
             deployments.stop(name)

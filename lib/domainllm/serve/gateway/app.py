@@ -177,7 +177,9 @@ async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamRe
     try:
         return await _forward(request, endpoint, path, principal, req, len(body), request_id, t0, received)
     finally:
-        app[LIMITER].finish(principal, reserved, app[LIMITER].used.pop(request_id, None))
+        # what it used: the backend's count, or 0 when it was refused or failed before generating,
+        # or None (the reservation stands) when that is not known
+        app[LIMITER].finish(principal, reserved, app[LIMITER].used.pop(request_id, 0))
 
 
 async def _forward(request: web.Request, endpoint: str, path: str, principal: Principal, req: dict[str, Any], size: int,
@@ -260,8 +262,8 @@ async def _forward(request: web.Request, endpoint: str, path: str, principal: Pr
         exchange.latency_ms = (time.perf_counter() - t0) * 1000
         if 200 <= exchange.status < 300:
             app[LIMITER].used[request_id] = _used_tokens(exchange.body, stream)
-        elif exchange.status != 499:  # refused or failed before anything was generated
-            app[LIMITER].used[request_id] = 0
+        else:  # refused or failed before anything was generated; a client gone mid-stream had tokens made
+            app[LIMITER].used[request_id] = None if exchange.status == 499 else 0
         app[METRICS].observe(exchange)
         app[STORE].submit(exchange)
     return out

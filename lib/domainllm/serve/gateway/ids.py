@@ -98,7 +98,7 @@ class Votes:
     vote per answer across replicas and restarts). Entries are forgotten once their answer
     can no longer be rated; at most `capacity` are kept (the oldest go first)."""
 
-    def __init__(self, ttl_s: float, capacity: int = 2_000_000) -> None:
+    def __init__(self, ttl_s: float, capacity: int = 1_000_000) -> None:
         self.ttl_s, self.capacity = ttl_s, capacity
         self._seen: OrderedDict[str, float] = OrderedDict()
 
