@@ -39,21 +39,19 @@ class Caps:
         self._feedback: Counter = Counter()
 
     def take_request(self, principal: str, at: float) -> bool:
-        key = (principal, _day(at))
-        if self._requests[key] >= self.cfg.max_requests_per_principal_per_day:
-            self.stats[principal].capped_requests += 1
-            return False
-        self._requests[key] += 1
-        self.stats[principal].requests += 1
-        return True
+        return self._take(self._requests, self.cfg.max_requests_per_principal_per_day, principal, at, "requests")
 
     def take_feedback(self, principal: str, at: float) -> bool:
-        key = (principal, _day(at))
-        if self._feedback[key] >= self.cfg.max_feedback_per_principal_per_day:
-            self.stats[principal].capped_feedback += 1
+        return self._take(self._feedback, self.cfg.max_feedback_per_principal_per_day, principal, at, "feedback")
+
+    def _take(self, taken: Counter, cap: int, principal: str, at: float, kind: str) -> bool:
+        """Counts one more of `kind` for the principal's day; False once its cap is reached."""
+        stats, key = self.stats[principal], (principal, _day(at))
+        if taken[key] >= cap:
+            setattr(stats, f"capped_{kind}", getattr(stats, f"capped_{kind}") + 1)
             return False
-        self._feedback[key] += 1
-        self.stats[principal].feedback += 1
+        taken[key] += 1
+        setattr(stats, kind, getattr(stats, kind) + 1)
         return True
 
 

@@ -96,12 +96,7 @@ def _error(status: int, message: str, request_id: str | None = None, *, code: st
         headers["retry-after"] = str(max(1, int(retry_after_s + 0.999)))
     if status == 401:
         headers["www-authenticate"] = "Bearer"
-    error = {
-        "message": message,
-        "type": ERROR_TYPES.get(status, "gateway_error"),
-        "param": param,
-        "code": code or str(status),
-    }
+    error = {"message": message, "type": ERROR_TYPES.get(status, "gateway_error"), "param": param, "code": code or str(status)}
     return web.json_response({"error": error}, status=status, headers=headers)
 
 
@@ -119,16 +114,24 @@ def _principal(request: web.Request) -> Principal | None:
 UNAUTHORIZED = "a valid API key is needed: `Authorization: Bearer <key>` (ask the platform team for one)"
 
 
-async def _body(request: web.Request) -> bytes | web.Response:
-    """The request body, or the 413 for one above `max_body_bytes`."""
+async def _caller_and_body(request: web.Request, what: str) -> tuple[Principal, int, Any] | web.Response:
+    """(who calls, the body's size, the body as JSON), or the refusal: 401 without a valid
+    key, 413 above `max_body_bytes`, 400 for a body that is not JSON."""
+    principal = _principal(request)
+    if principal is None:
+        return _refused(request, 401, UNAUTHORIZED, "invalid_api_key")
     limit = request.app[POLICY].max_body_bytes
     too_big = f"the request body is larger than {limit} bytes: send less (fewer or shorter messages)"
     if (request.content_length or 0) > limit:
         return _refused(request, 413, too_big, "request_too_large")
     try:
-        return await request.read()
+        body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _refused(request, 413, too_big, "request_too_large")
+    try:
+        return principal, len(body), json.loads(body)
+    except ValueError:
+        return _refused(request, 400, f"the {what} body must be a JSON object", "invalid_json")
 
 
 def _used_tokens(body: bytes, stream: bool) -> int | None:
@@ -152,30 +155,24 @@ async def _proxy(request: web.Request, endpoint: str, path: str) -> web.StreamRe
     app = request.app
     t0 = time.perf_counter()
     received = time.time()
-    principal = _principal(request)
-    if principal is None:
-        return _refused(request, 401, UNAUTHORIZED, "invalid_api_key")
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        req = json.loads(body)
-        if not isinstance(req, dict):
-            raise ValueError
-    except ValueError:
+    called = await _caller_and_body(request, "request")
+    if isinstance(called, web.Response):
+        return called
+    principal, size, req = called
+    if not isinstance(req, dict):
         return _refused(request, 400, "the request body must be a JSON object", "invalid_json")
     try:
         req = check(endpoint, req, app[POLICY])
     except PolicyError as exc:
         return _refused(request, 400, str(exc), "invalid_request", param=exc.param)
-    reserved = reserve_tokens(req, len(body))
+    reserved = reserve_tokens(req, size)
     try:
         app[LIMITER].start(principal, reserved)
     except LimitExceeded as exc:
         return _refused(request, 429, str(exc), exc.code, retry_after_s=exc.retry_after_s)
     request_id = app[IDS].issue(principal.principal)
     try:
-        return await _forward(request, endpoint, path, principal, req, len(body), request_id, t0, received)
+        return await _forward(request, endpoint, path, principal, req, size, request_id, t0, received)
     finally:
         # what it used: the backend's count, or 0 when it was refused or failed before generating,
         # or None (the reservation stands) when that is not known
@@ -317,16 +314,10 @@ async def feedback(request: web.Request) -> web.Response:
     """`{"request_id", "rating": "up"|"down", "preferred": "a better answer"?, "comment"?}`:
     taken once per answer, from the key the answer was given to."""
     app = request.app
-    principal = _principal(request)
-    if principal is None:
-        return _refused(request, 401, UNAUTHORIZED, "invalid_api_key")
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        entry: Any = json.loads(body)
-    except ValueError:
-        return _refused(request, 400, "the feedback body must be a JSON object", "invalid_json")
+    called = await _caller_and_body(request, "feedback")
+    if isinstance(called, web.Response):
+        return called
+    principal, _, entry = called
     problem = _feedback_fields(entry, app[POLICY])
     if problem is not None:
         return _refused(request, 400, problem, "invalid_feedback")

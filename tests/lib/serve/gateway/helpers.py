@@ -44,6 +44,17 @@ class Gateway:
         return httpx.Client(base_url=self.url, headers=self.headers(who), timeout=timeout)
 
 
+def records(root: Path, kind: str, n: int, timeout: float = 60) -> list[dict]:
+    """At least `n` records of `kind` (`requests`, `feedback`) the gateway's writer wrote."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = [json.loads(line) for f in sorted(root.glob(f"{kind}/date=*/hour=*/*.jsonl")) for line in f.read_text().splitlines()]
+        if len(rows) >= n:
+            return rows
+        time.sleep(0.2)
+    raise AssertionError(f"{kind}: fewer than {n} records after {timeout}s")
+
+
 @contextmanager
 def running_gateway(routes: Path, logs: Path, start_timeout_s: float = 60, *, policy: dict | None = None,
                     limits: dict[str, dict] | None = None, env: dict[str, str] | None = None) -> Iterator[Gateway]:  # fmt: skip

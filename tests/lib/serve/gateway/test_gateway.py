@@ -22,7 +22,7 @@ from aiohttp import web
 from domainllm.serve.gateway.routes import Route, write_routes
 from domainllm.serve.vllm_server import VllmServer
 from tests.lib.evals.vllm_helpers import needs_vllm
-from tests.lib.serve.gateway.helpers import Gateway, running_gateway
+from tests.lib.serve.gateway.helpers import Gateway, records, running_gateway
 
 pytestmark = [pytest.mark.slow, needs_vllm]
 
@@ -31,15 +31,6 @@ pytestmark = [pytest.mark.slow, needs_vllm]
 def backend(vllm_server: VllmServer) -> VllmServer:
     return vllm_server
 
-
-def _records(root: Path, kind: str, n: int, timeout: float = 60) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = [json.loads(line) for f in sorted(root.glob(f"{kind}/date=*/hour=*/*.jsonl")) for line in f.read_text().splitlines()]
-        if len(rows) >= n:
-            return rows
-        time.sleep(0.2)
-    raise AssertionError(f"{kind}: fewer than {n} records after {timeout}s")
 
 
 class StallingProxy:
@@ -165,7 +156,7 @@ def test_requests_stream_and_plain_are_served_and_logged(gateway: tuple[Gateway,
     assert completion.status_code == 200
     probe_id = completion.headers["x-request-id"]
 
-    rows = {r["request_id"]: r for r in _records(logs, "requests", 3)}
+    rows = {r["request_id"]: r for r in records(logs, "requests", 3)}
     assert rows[rid]["answers"] == [answer] and rows[rid]["stream"] is False and rows[rid]["route"] == "stable"
     assert "bob@example.com" not in json.dumps(list(rows.values()))  # scrubbed before it was written
     stream_row = next(r for r in rows.values() if r["stream"])
@@ -179,7 +170,7 @@ def test_requests_stream_and_plain_are_served_and_logged(gateway: tuple[Gateway,
     for bad, why in [({"rating": "up"}, "request_id"), ({"request_id": rid, "rating": "meh"}, "rating"), ({"request_id": rid}, "or both")]:
         resp = httpx.post(f"{url}/v1/feedback", json=bad, timeout=5, headers=gw.headers())
         assert resp.status_code == 400 and why in resp.json()["error"]["message"]
-    (fb,) = _records(logs, "feedback", 1)
+    (fb,) = records(logs, "feedback", 1)
     assert fb["request_id"] == rid and fb["score"] == -1 and fb["preferred"] == "Use join(', ', @list)."
 
     metrics = httpx.get(f"{gw.admin_url}/metrics", timeout=5).text
@@ -196,7 +187,7 @@ def test_a_broken_backend_answers_502_and_is_logged(gateway: tuple[Gateway, Path
                       headers=gw.headers())  # fmt: skip
     assert resp.status_code == 502 and "canary backend did not answer" in resp.json()["error"]["message"]
     assert resp.headers["x-model-version"] == "2"
-    (row,) = _records(logs, "requests", 1)
+    (row,) = records(logs, "requests", 1)
     assert row["status"] == 502 and row["route"] == "canary" and row["answers"] == []
     assert 'route="canary",status="502",version="2"} 1.0' in httpx.get(f"{gw.admin_url}/metrics", timeout=5).text
     assert httpx.post(f"{url}/v1/chat/completions", content=b"not json", timeout=5, headers=gw.headers()).status_code == 400
@@ -234,7 +225,7 @@ def test_a_client_that_leaves_mid_stream_is_logged_as_such(stalled_gateway: tupl
         rid = resp.headers["x-request-id"]
     _wait_closed_by_server(client_port, int(url.rsplit(":", 1)[1]))
     proxy.release()
-    (row,) = [r for r in _records(logs, "requests", 1) if r["request_id"] == rid]
+    (row,) = [r for r in records(logs, "requests", 1) if r["request_id"] == rid]
     if proxy.hold_at == "first":
         assert row["status"] == 499 and row["error"] == "the client closed the connection" and row["stream"]
     else:  # it had every event, [DONE] included (the OpenAI SDK closes right then): answered, and logged with its answer

@@ -15,19 +15,10 @@ import httpx
 
 from domainllm.serve.gateway.auth import add_key
 from domainllm.serve.gateway.routes import Route, write_routes
-from tests.lib.serve.gateway.helpers import running_gateway, stub_backend
+from tests.lib.serve.gateway.helpers import records, running_gateway, stub_backend
 
 CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "What does List::Util do?"}], "max_tokens": 8}
 
-
-def _records(root: Path, kind: str, n: int, timeout: float = 30) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = [json.loads(line) for f in sorted(root.glob(f"{kind}/date=*/hour=*/*.jsonl")) for line in f.read_text().splitlines()]
-        if len(rows) >= n:
-            return rows
-        time.sleep(0.1)
-    raise AssertionError(f"{kind}: fewer than {n} records after {timeout}s")
 
 
 def test_a_stranger_meets_the_gateway(tmp_path: Path) -> None:
@@ -89,8 +80,8 @@ def test_a_stranger_meets_the_gateway(tmp_path: Path) -> None:
             metrics = httpx.get(f"{gw.admin_url}/metrics").text
             assert 'domainllm_gateway_refused_total{reason="invalid_api_key"} 5.0' in metrics
             assert 'domainllm_gateway_refused_total{reason="unknown_request_id"} 3.0' in metrics
-            requests = _records(logs, "requests", 6)  # the answered ones: refusals are counted in the metrics, not logged
-            feedback = _records(logs, "feedback", 1)
+            requests = records(logs, "requests", 6)  # the answered ones: refusals are counted in the metrics, not logged
+            feedback = records(logs, "feedback", 1)
         by_id = {r["request_id"]: r for r in requests}
         assert by_id[rid]["source"] == "user" and by_id[rid]["principal"].startswith("p-")
         assert {r["source"] for r in requests} == {"user", "rollout-probe"}
