@@ -26,6 +26,7 @@ import subprocess
 import sys
 
 NOBODY = 65534
+"""Who the program is inside its own user namespace."""
 CLONE_NEWUSER = 0x10000000
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
        "PYTHONNOUSERSITE": "1"}  # fmt: skip
@@ -97,20 +98,6 @@ def set_limits(cpu_s: int, memory_mb: int, processes: int, file_mb: int, open_fi
         resource.setrlimit(which, (value, value))
 
 
-def drop_root() -> None:
-    """Unsealed runs started as root (the sandbox starts them as `nobody` already): root
-    ignores RLIMIT_NPROC and file permissions."""
-    if os.geteuid() != 0:
-        return
-    for root, dirs, files in os.walk("."):
-        for name in dirs + files:
-            os.chown(os.path.join(root, name), NOBODY, NOBODY, follow_symlinks=False)
-    os.chown(".", NOBODY, NOBODY)
-    os.setgroups([])
-    os.setgid(NOBODY)
-    os.setuid(NOBODY)
-
-
 def main(argv: list[str] | None = None) -> None:
     try:
         from domainllm.evals import seccomp
@@ -133,9 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         if a.seal:
             seal_filesystem(a.workdir, a.hide)
             enter_unprivileged_userns()
-        else:
+        else:  # the sandbox started it as `nobody` already when its caller was root
             os.chdir(a.workdir)
-            drop_root()
         set_limits(a.cpu_s, a.memory_mb, a.processes, a.file_mb, a.open_files)
         seccomp.install()
     except OSError as exc:  # never run the program half-sealed

@@ -148,10 +148,6 @@ def isolation_problem() -> str | None:
     return f"the isolation check failed (exit {out.exit_code}): {detail}"
 
 
-def namespaces_available() -> bool:
-    return isolation_problem() is None
-
-
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)

@@ -124,8 +124,7 @@ def harvest(log_root: str, window: Window, *, cfg: HarvestConfig | None = None, 
     now = now or dt.datetime.now(dt.UTC)
     feedback, feedback_times = read_feedback(log_root, log_files(log_root, FEEDBACK, window, until=max(now, window.end)), result)
     caps = Caps(cfg)
-    receivers: dict[str, str] = {}
-    seen: set[str] = set()
+    receivers: dict[str, str] = {}  # request id -> the principal that got the answer (harvested or capped)
     for where, n, line in _lines(log_root, log_files(log_root, REQUESTS, window)):
         try:
             rec = json.loads(line)
@@ -144,7 +143,7 @@ def harvest(log_root: str, window: Window, *, cfg: HarvestConfig | None = None, 
         if not 200 <= int(rec.get("status") or 0) < 300:
             result.counts["skipped.not_answered"] += 1
             continue
-        if rec["request_id"] in seen:
+        if rec["request_id"] in receivers:
             result.counts["skipped.repeated_request_id"] += 1
             continue
         messages = _prompt_messages(rec)
@@ -152,7 +151,6 @@ def harvest(log_root: str, window: Window, *, cfg: HarvestConfig | None = None, 
         if messages is None or not answers or not isinstance(answers[0], str):
             _quarantine(result, where, n, "no_prompt_or_answer", line)
             continue
-        seen.add(rec["request_id"])
         principal = receivers[rec["request_id"]] = str(rec.get("principal") or UNKNOWN)
         if not caps.take_request(principal, float(rec["received_at"])):
             result.counts["capped.requests"] += 1

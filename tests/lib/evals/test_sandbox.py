@@ -18,12 +18,15 @@ from domainllm.evals.sandbox import Limits, run_sandboxed
 FAST = Limits(wall_s=5, cpu_s=3, memory_mb=256, processes=16)
 
 
-def _sandbox_processes(wait_s: float = 3.0) -> list[psutil.Process]:
-    """Live processes of the sandbox user (zombies are dead; their reaping may lag)."""
+def _sandbox_processes(marker: str, wait_s: float = 3.0) -> list[psutil.Process]:
+    """Live processes of the sandbox user whose command line holds `marker` (other tests'
+    sandboxes may run beside this one; zombies are dead, their reaping may lag)."""
     deadline = time.monotonic() + wait_s
     while True:
-        alive = [p for p in psutil.process_iter(["username", "status"])
-                 if p.info["username"] == "nobody" and p.info["status"] != psutil.STATUS_ZOMBIE]  # fmt: skip
+        alive = []
+        for p in psutil.process_iter(["username", "status", "cmdline"]):
+            if p.info["username"] == "nobody" and p.info["status"] != psutil.STATUS_ZOMBIE and marker in " ".join(p.info["cmdline"] or []):
+                alive.append(p)
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.1)
@@ -44,9 +47,9 @@ def test_an_infinite_loop_is_stopped() -> None:
 
 def test_a_fork_bomb_is_contained() -> None:
     bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
-    out = run_sandboxed(["python3", "bomb.py"], {"bomb.py": bomb}, FAST)
+    out = run_sandboxed(["python3", "bomb-a91f.py"], {"bomb-a91f.py": bomb}, FAST)
     assert not out.passed
-    assert _sandbox_processes() == []  # every fork died with the run
+    assert _sandbox_processes("bomb-a91f.py") == []  # every fork died with the run
     assert psutil.cpu_count() and len(psutil.pids()) < 5000
 
 
@@ -80,10 +83,10 @@ def test_writes_outside_the_folder_fail_and_leave_nothing(tmp_path: Path) -> Non
 
 
 def test_background_processes_die_with_the_run() -> None:
-    code = "import subprocess, sys\nsubprocess.Popen(['sleep', '60'], start_new_session=True)\nprint('left it running')\n"
+    code = "import subprocess, sys\nsubprocess.Popen(['sleep', '60.917'], start_new_session=True)\nprint('left it running')\n"
     out = run_sandboxed(["python3", "bg.py"], {"bg.py": code}, FAST)
     assert out.passed and "left it running" in out.stdout
-    assert _sandbox_processes() == []
+    assert _sandbox_processes("60.917") == []
 
 
 ESCAPES = r"""

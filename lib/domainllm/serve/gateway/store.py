@@ -63,7 +63,6 @@ class LogStore:
     def _start_writer(self) -> None:
         self._queue = self._ctx.Queue(maxsize=self.max_queue)
         self._pending = self._ctx.Value("q", 0)  # bytes queued and not yet written
-        self._queued = 0
         part = f"part-{socket.gethostname()}-{os.getpid()}-{int(time.time() * 1000)}-{self.restarts}"
         self._proc = self._ctx.Process(target=_writer, args=(self._queue, self._flushed, self._pending, self.root, *self._args, part),
                                        name="gateway-log-writer", daemon=True)  # fmt: skip
