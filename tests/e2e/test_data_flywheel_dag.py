@@ -42,7 +42,8 @@ def _spec(corpora: Path, tmp_path: Path) -> Path:
     doc["base_model"]["demo"].update(hidden_size=64, intermediate_size=128)  # head size 32: what vLLM's CPU build serves
     doc["serving"] = {"enabled": True, "max_model_len": 512, "gateway_port": free_port(), "gateway": {"admin_port": free_port()}, "enforce_eager": True,
                       "rollout": {"steps": [50, 100], "min_requests": 4, "probe_requests": 6, "probe_max_tokens": 8,
-                                  "step_timeout_s": 120, "max_latency_ratio": 50.0}}  # two servers share 2 cores here
+                                  "step_timeout_s": 120, "max_latency_ratio": 50.0,
+                                  "max_p95_latency_ratio": 100.0, "vote_wait_s": 0}}  # two servers share 2 cores here
     # better than the base on the domain, and no worse than the champion (a round adds a few pairs)
     doc["evals"]["gate"]["rules"] = [
         {"metric": "perplexity.domain.loss", "higher_is_better": False, "kind": "improve", "against": ["base"]},

@@ -44,6 +44,9 @@ class Deployment:
 
 
 class LocalDeployments:
+    api_key: str | None = None
+    """Local servers take requests without a key (they listen on 127.0.0.1 only)."""
+
     def __init__(self, pipeline: str, cfg: ServingConfig, root: Path | None = None) -> None:
         self.pipeline, self.cfg = pipeline, cfg
         self.root = root or home() / "serve" / pipeline / "deployments"

@@ -1,32 +1,55 @@
-"""Rolling a model version out behind the gateway, locally: the new version starts as the
-`canary` deployment, its share of traffic rises step by step (`serving.rollout.steps`), and
-each step is judged on the gateway's metrics against the `stable` version. Every step passes:
-the canary takes all traffic and becomes `stable` (no restart) and the old one stops. A step
-fails: traffic goes back to `stable`, the canary stops, and the rollout raises with the
+"""Rolling a model version out behind the gateway: the new version starts as the `canary`
+deployment, its share of traffic rises step by step (`serving.rollout.steps`), and each step
+is judged on the gateway's metrics (summed over its replicas) and, when given, on what users
+and a judge said about each version's answers, against the `stable` version. Every step
+passes: the canary takes all traffic and becomes `stable` (no restart) and the old one stops.
+A step fails: traffic goes back to `stable`, the canary stops, and the rollout raises with the
 reasons. The first version ever has nothing to compare with: it becomes `stable` once healthy.
-Each step is handed to `on_step` (the stage records it in MLflow)."""
+Each step is handed to `on_step` (the stage records it in MLflow).
+
+The same logic drives local processes (`LocalDeployments`, `LocalTraffic`) and Kubernetes
+(`serve/k8s/`: Deployments and Services of vLLM, the routes ConfigMap, every gateway pod)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Protocol
 
-from domainllm.serve.canary import RouteStats, Verdict, judge, parse_metrics
-from domainllm.serve.gateway.routes import Route, write_routes
-from domainllm.serve.local import LocalDeployments
-from domainllm.serve.local_gateway import GatewayProcess
+from domainllm.serve.canary import Quality, Verdict, judge
+from domainllm.serve.gateway.routes import Route
+from domainllm.serve.traffic import Traffic
 from domainllm.serve.vllm_server import ServerError
 from domainllm.spec.serving import RolloutConfig
 
 log = logging.getLogger(__name__)
 
-RELOAD_S = 0.6  # the gateway rereads its routes at most every 0.5 s
+
+class Served(Protocol):
+    version: str
+    served_name: str
+
+    @property
+    def base_url(self) -> str: ...
+
+
+class Deployments(Protocol):
+    api_key: str | None
+    """What the servers require (a direct warm-up sends it); None: nothing."""
+
+    def get(self, name: str) -> Served | None: ...
+
+    def start(self, name: str, version: str, model_path: str, *, adapters: dict[str, str] | None = None) -> Served:
+        """Raises ServerError when the version cannot be served."""
+        ...
+
+    def stop(self, name: str) -> None: ...
+
+    def rename(self, old: str, new: str) -> Served: ...
 
 
 class RolloutFailed(RuntimeError):
@@ -51,23 +74,21 @@ class Outcome:
     previous: str | None = None
 
 
-def scrape(gateway: GatewayProcess) -> dict[str, RouteStats]:
-    with urllib.request.urlopen(f"{gateway.admin_url}/metrics", timeout=10) as resp:
-        return parse_metrics(resp.read().decode())
+QualityReader = Callable[[float, str, str], Quality]
+"""(step start, canary version, stable version) -> what users and the judge said since."""
 
 
-def roll_out(version: str, model_path: str, *, cfg: RolloutConfig, deployments: LocalDeployments, gateway: GatewayProcess,
+def roll_out(version: str, model_path: str, *, cfg: RolloutConfig, deployments: Deployments, traffic: Traffic,
              probe: Callable[[int], None] | None = None, on_step: Callable[[Step], None] | None = None,
-             adapters: dict[str, str] | None = None) -> Outcome:  # fmt: skip
-    routes = Path(gateway.routes_path)
+             adapters: dict[str, str] | None = None, quality: QualityReader | None = None) -> Outcome:  # fmt: skip
     stable = deployments.get("stable")
     if stable is not None and stable.version == version:
         log.info("rollout: version %s already serves all traffic", version)
         return Outcome("already_serving", version)
     if stable is None:
         first = deployments.start("stable", version, model_path, adapters=adapters)
-        write_routes(routes, [Route("stable", first.base_url, version, 100)])
-        log.info("rollout: first version %s takes all traffic at %s/v1", version, gateway.url)
+        traffic.route([Route("stable", first.base_url, version, 100)])
+        log.info("rollout: first version %s takes all traffic at %s/v1", version, traffic.url)
         return Outcome("first", version)
     try:
         canary = deployments.start("canary", version, model_path, adapters=adapters)
@@ -76,36 +97,41 @@ def roll_out(version: str, model_path: str, *, cfg: RolloutConfig, deployments: 
                             f"traffic: {exc}", []) from None  # fmt: skip
     steps: list[Step] = []
     try:
-        warm_up(canary.base_url, canary.served_name)
+        warm_up(canary.base_url, canary.served_name, api_key=deployments.api_key)
         for percent in cfg.steps:
-            _step(percent, version, stable, canary, routes, cfg, gateway, probe, on_step, steps)
+            _step(percent, version, stable, canary, traffic, cfg, probe, on_step, steps, quality)
     except BaseException:  # a failed step, or anything else (metrics unreadable, MLflow down, a kill): stable alone serves
-        write_routes(routes, [Route("stable", stable.base_url, stable.version, 100)])
-        time.sleep(RELOAD_S)
-        deployments.stop("canary")
+        try:
+            traffic.route([Route("stable", stable.base_url, stable.version, 100)])
+        finally:
+            deployments.stop("canary")
         raise
-    write_routes(routes, [Route("stable", canary.base_url, version, 100)])
-    time.sleep(RELOAD_S)
+    traffic.route([Route("stable", canary.base_url, version, 100)])
     deployments.stop("stable")
     deployments.rename("canary", "stable")
     log.info("rollout: version %s promoted; version %s stopped", version, stable.version)
     return Outcome("promoted", version, steps, previous=stable.version)
 
 
-def _step(percent: float, version: str, stable, canary, routes: Path, cfg: RolloutConfig, gateway: GatewayProcess,
-          probe: Callable[[int], None] | None, on_step: Callable[[Step], None] | None, steps: list[Step]) -> None:  # fmt: skip
-    """One canary step: routes at `percent`, judged once the canary has served enough (or
-    its time is up); raises RolloutFailed when it fails."""
-    write_routes(routes, [Route("stable", stable.base_url, stable.version, 100 - percent),
-                          Route("canary", canary.base_url, version, percent)])  # fmt: skip
-    time.sleep(RELOAD_S)
-    t0 = time.monotonic()
-    before = scrape(gateway)
+def _step(percent: float, version: str, stable: Served, canary: Served, traffic: Traffic, cfg: RolloutConfig,
+          probe: Callable[[int], None] | None, on_step: Callable[[Step], None] | None, steps: list[Step],
+          quality: QualityReader | None) -> None:  # fmt: skip
+    """One canary step: routes at `percent` on every gateway replica, judged once the canary
+    has served enough and, with a quality reader, enough votes have come in for both versions
+    (or the step's time is up); raises RolloutFailed when it fails."""
+    traffic.route([Route("stable", stable.base_url, stable.version, 100 - percent),
+                   Route("canary", canary.base_url, version, percent)])  # fmt: skip
+    t0, since = time.monotonic(), time.time()
+    before = traffic.snapshot()
     while True:
         if probe is not None and cfg.probe_requests:
             probe(cfg.probe_requests)
-        verdict = judge(before, scrape(gateway), cfg)
-        if verdict.enough or time.monotonic() - t0 > cfg.step_timeout_s:
+        after = traffic.snapshot()
+        q = quality(since, version, stable.version) if quality is not None else None
+        verdict = judge(before, after, cfg, quality=q)
+        waited = time.monotonic() - t0
+        if waited > cfg.step_timeout_s or (verdict.enough and (q is None or not verdict.passed or waited > cfg.vote_wait_s
+                                                                or _votes_in(q, cfg))):  # fmt: skip
             break
         time.sleep(1)
     step = Step(percent, verdict, time.monotonic() - t0)
@@ -118,10 +144,19 @@ def _step(percent: float, version: str, stable, canary, routes: Path, cfg: Rollo
                             f"traffic.\n  " + "\n  ".join(verdict.reasons), steps)  # fmt: skip
 
 
-def warm_up(base_url: str, model: str, *, requests: int = 16, concurrency: int = 8) -> None:
+def _votes_in(q: Quality, cfg: RolloutConfig) -> bool:
+    """Whether both versions have the votes (and judge scores, when judged) a comparison needs."""
+    votes = q.canary.votes >= cfg.min_votes and q.stable.votes >= cfg.min_votes
+    judged = not cfg.judge_sample or (q.canary.judged >= cfg.judge_min_scored and q.stable.judged >= cfg.judge_min_scored)
+    return votes and judged
+
+
+def warm_up(base_url: str, model: str, *, api_key: str | None = None, requests: int = 16, concurrency: int = 8) -> None:
     """A few requests straight to a new server before it gets traffic: its first batches are
     slow (kernels built for new shapes), and a cold canary must not be judged by them."""
     import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def one(i: int) -> None:  # both endpoints, prompts of several lengths: each new shape is slow once
         text = "Hello, how do I write this? " * (1 + i % 4)
@@ -130,13 +165,13 @@ def warm_up(base_url: str, model: str, *, requests: int = 16, concurrency: int =
         else:
             path, body = "completions", {"prompt": text}
         with contextlib.suppress(httpx.HTTPError):
-            httpx.post(f"{base_url}/{path}", json={"model": model, "max_tokens": 8 + i % 8, **body}, timeout=120)
+            httpx.post(f"{base_url}/{path}", json={"model": model, "max_tokens": 8 + i % 8, **body}, headers=headers, timeout=120)
 
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, range(requests)))
 
 
-def prober(gateway: GatewayProcess, model: str, prompts: list[str], *, max_tokens: int = 16,
+def prober(gateway_url: str, key: str, model: str, prompts: list[str], *, max_tokens: int = 16,
            concurrency: int = 8) -> Callable[[int], None]:  # fmt: skip
     """Sends n chat requests through the gateway (synthetic traffic for a canary step where
     there are no users: the demo, tests). Their answers are served and logged, marked as the
@@ -145,13 +180,13 @@ def prober(gateway: GatewayProcess, model: str, prompts: list[str], *, max_token
 
     from domainllm.serve.gateway.exchange import SOURCE_HEADER
 
-    headers = {SOURCE_HEADER: "rollout-probe", "Authorization": f"Bearer {gateway.key('platform')}"}
+    headers = {SOURCE_HEADER: "rollout-probe", "Authorization": f"Bearer {key}"}
 
     def probe(n: int) -> None:
         def one(i: int) -> None:
             body = {"model": model, "messages": [{"role": "user", "content": prompts[i % len(prompts)]}], "max_tokens": max_tokens}
             with contextlib.suppress(httpx.HTTPError):  # counted by the gateway's metrics either way
-                httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=120)
+                httpx.post(f"{gateway_url}/v1/chat/completions", json=body, headers=headers, timeout=120)
 
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(one, range(n)))

@@ -35,6 +35,29 @@ class RolloutConfig(Section):
     """...and above the stable version's over the same step."""
     max_latency_ratio: float = Field(default=1.5, gt=0)
     """Canary mean latency allowed, as a multiple of the stable version's."""
+    max_p95_latency_ratio: float = Field(default=2.0, gt=0)
+    """Canary p95 latency allowed, as a multiple of the stable version's (compared once both
+    served `min_requests` in the step; the gateway's histogram, interpolated in its bucket)."""
+    min_votes: int = Field(default=20, ge=1)
+    """User votes (up or down) each version needs in a step before their down-rates are
+    compared; with fewer the step says so and the check does not block."""
+    vote_wait_s: float = Field(default=600, ge=0)
+    """How long a step whose metrics are in waits for the votes (and judge scores) of both
+    versions, within `step_timeout_s`; 0: judge on what has come in."""
+    max_down_rate_increase: float = Field(default=0.10, ge=0, le=1)
+    """Canary share of down-votes allowed above the stable version's over the same step."""
+    max_votes_per_principal: int = Field(default=5, ge=1)
+    """Votes one user counts with per version and step: no single key can sink or carry a
+    canary (votes are read from the request log, first vote of the answer's receiver only)."""
+    judge_sample: int = Field(default=0, ge=0)
+    """Live answers per version the judge (`evals.judge`) scores at each step; 0: no judge."""
+    judge_min_scored: int = Field(default=8, ge=1)
+    """Scored answers each version needs before their means are compared."""
+    judge_max_drop: float = Field(default=0.05, ge=0, le=1)
+    """How far the canary's mean judge score (0-1) may fall below the stable version's."""
+    routes_timeout_s: float = Field(default=180, gt=0)
+    """How long every gateway replica may take to use new route weights (on Kubernetes the
+    ConfigMap reaches the pods' files within about a minute) before the step fails."""
     probe_requests: int = Field(default=0, ge=0)
     """Synthetic requests the rollout sends through the gateway at each step (demo and tests;
     0 in production, where users are the traffic). They are marked synthetic in the request

@@ -58,56 +58,112 @@ class RolloutStage(StageDefaults):
             return self._roll_out(ctx, version, model_path, adapters, gateways)
 
     def _roll_out(self, ctx: StageContext, version: str, model_path: str, adapters, gateways) -> StageResult:
-        import mlflow
-
         from domainllm.serve.local import LocalDeployments
-        from domainllm.serve.rollout import RolloutFailed, Step, prober, roll_out
-        from domainllm.serve.vllm_server import ServerError
+        from domainllm.serve.traffic import LocalTraffic
 
         spec, cfg = ctx.spec, ctx.spec.serving
         gateway = gateways.ensure(log_root(spec), port=cfg.gateway_port, policy=cfg.gateway, scrub_pii=cfg.scrub_pii)
         deployments = LocalDeployments(spec.name, cfg)
-        probe = None
-        if cfg.rollout.probe_requests:
-            probe = prober(gateway, spec.name, probe_prompts(cfg.rollout.probe_prompts), max_tokens=cfg.rollout.probe_max_tokens)
-        steps: list[Step] = []
-
-        def on_step(step: Step) -> None:
-            steps.append(step)
-            v = step.verdict
-            mlflow.log_metrics({"rollout.canary_percent": step.percent, "rollout.step_passed": float(v.passed),
-                                "rollout.canary.requests": v.canary.requests, "rollout.canary.error_rate": v.canary.error_rate,
-                                "rollout.stable.requests": v.stable.requests, "rollout.stable.error_rate": v.stable.error_rate,
-                                **({"rollout.canary.latency_s": v.canary.mean_latency_s} if v.canary.mean_latency_s else {}),
-                                **({"rollout.stable.latency_s": v.stable.mean_latency_s} if v.stable.mean_latency_s else {})},
-                               step=len(steps))  # fmt: skip
-
-        try:
-            outcome = roll_out(version, model_path, cfg=cfg.rollout, deployments=deployments, gateway=gateway, probe=probe,
-                               on_step=on_step, adapters=adapters)  # fmt: skip
-        except RolloutFailed as exc:
-            mlflow.log_dict(_steps_record(version, "rolled_back", exc.steps), "rollout_steps.json")
-            mlflow.set_tags({"domainllm.rollout": "rolled_back"})
-            raise StageError(f"rollout: {exc}") from None
-        except ServerError as exc:  # the first version itself cannot be served here: a fact about the model, not a side check
-            mlflow.set_tags({"domainllm.rollout": "not_served"})
-            raise StageError(f"rollout: version {version} cannot be served on this machine: {exc}") from None
+        outcome = run_rollout(ctx, version, model_path, adapters, deployments, LocalTraffic(gateway), gateway.key("platform"))
         if gateways.get() is None:
             raise StageError(f"rollout: the gateway stopped after the rollout; its log: {gateway.log_path}")
-        previous = set_production(spec, version)
-        record = {**_steps_record(version, outcome.result, outcome.steps), "previous_production": previous,
-                  "gateway": f"{gateway.url}/v1", "deployment": asdict(deployments.get("stable"))}  # fmt: skip
-        mlflow.log_dict(record, "rollout_steps.json")
-        mlflow.set_tags({"domainllm.rollout": outcome.result})
-        with ctx.out.fs.open(ctx.out.file("rollout.json"), "w") as fh:
-            json.dump(record, fh, indent=2)
-        log.info("rollout: version %s serves all traffic at %s/v1 (model %r); %s", version, gateway.url, spec.name,
-                 {"first": "the first version served", "promoted": f"promoted over version {outcome.previous}",
-                  "already_serving": "it already did"}[outcome.result])  # fmt: skip
-        return StageResult(metrics={"rollout.steps": float(len(outcome.steps))},
-                           info={"enabled": True, "version": version, "result": outcome.result, "gateway_url": gateway.url,
-                                 "model_path": model_path, "previous": outcome.previous},
-                           reports=["rollout.json"])  # fmt: skip
+        return finish(ctx, version, model_path, outcome, gateway.url, asdict(deployments.get("stable")))
+
+
+def run_rollout(ctx: StageContext, version: str, model_path: str, adapters, deployments, traffic, probe_key: str | None):
+    """`roll_out` with the spec's probes and quality reader, every step recorded in MLflow;
+    a failure is a StageError with the steps recorded."""
+    import mlflow
+
+    from domainllm.serve.rollout import RolloutFailed, Step, prober, roll_out
+    from domainllm.serve.vllm_server import ServerError
+
+    spec, cfg = ctx.spec, ctx.spec.serving
+    probe = None
+    if cfg.rollout.probe_requests:
+        if not probe_key:
+            raise StageError("serving.rollout.probe_requests needs a platform key of the gateway (on Kubernetes: "
+                             "runtime.kubernetes.serving.probe_key_secret)")  # fmt: skip
+        probe = prober(traffic.url, probe_key, spec.name, probe_prompts(cfg.rollout.probe_prompts), max_tokens=cfg.rollout.probe_max_tokens)
+    steps: list[Step] = []
+
+    def on_step(step: Step) -> None:
+        steps.append(step)
+        mlflow.log_metrics(step_metrics(step), step=len(steps))
+
+    try:
+        return roll_out(version, model_path, cfg=cfg.rollout, deployments=deployments, traffic=traffic, probe=probe,
+                        on_step=on_step, adapters=adapters, quality=quality_reader(spec))  # fmt: skip
+    except RolloutFailed as exc:
+        mlflow.log_dict(_steps_record(version, "rolled_back", exc.steps), "rollout_steps.json")
+        mlflow.set_tags({"domainllm.rollout": "rolled_back"})
+        raise StageError(f"rollout: {exc}") from None
+    except ServerError as exc:  # the first version itself cannot be served: a fact about the model, not a side check
+        mlflow.set_tags({"domainllm.rollout": "not_served"})
+        raise StageError(f"rollout: version {version} cannot be served: {exc}") from None
+
+
+def finish(ctx: StageContext, version: str, model_path: str, outcome, gateway_url: str, deployment: dict) -> StageResult:
+    """`production` moves to the version that now serves; the record goes to MLflow and the stage."""
+    import mlflow
+
+    spec = ctx.spec
+    previous = set_production(spec, version)
+    record = {**_steps_record(version, outcome.result, outcome.steps), "previous_production": previous,
+              "gateway": f"{gateway_url}/v1", "deployment": deployment}  # fmt: skip
+    mlflow.log_dict(record, "rollout_steps.json")
+    mlflow.set_tags({"domainllm.rollout": outcome.result})
+    with ctx.out.fs.open(ctx.out.file("rollout.json"), "w") as fh:
+        json.dump(record, fh, indent=2)
+    log.info("rollout: version %s serves all traffic at %s/v1 (model %r); %s", version, gateway_url, spec.name,
+             {"first": "the first version served", "promoted": f"promoted over version {outcome.previous}",
+              "already_serving": "it already did"}[outcome.result])  # fmt: skip
+    return StageResult(metrics={"rollout.steps": float(len(outcome.steps))},
+                       info={"enabled": True, "version": version, "result": outcome.result, "gateway_url": gateway_url,
+                             "model_path": model_path, "previous": outcome.previous},
+                       reports=["rollout.json"])  # fmt: skip
+
+
+def step_metrics(step) -> dict[str, float]:
+    """One canary step as MLflow metrics."""
+    v = step.verdict
+    out = {"rollout.canary_percent": step.percent, "rollout.step_passed": float(v.passed),
+           "rollout.canary.requests": v.canary.requests, "rollout.canary.error_rate": v.canary.error_rate,
+           "rollout.stable.requests": v.stable.requests, "rollout.stable.error_rate": v.stable.error_rate}  # fmt: skip
+    for side, stats in (("canary", v.canary), ("stable", v.stable)):
+        if stats.mean_latency_s:
+            out[f"rollout.{side}.latency_s"] = stats.mean_latency_s
+        if (p95 := stats.quantile_s(0.95)) is not None:
+            out[f"rollout.{side}.p95_latency_s"] = p95
+        q = getattr(v.quality, side, None) if v.quality is not None else None
+        if q is not None:
+            out[f"rollout.{side}.votes"] = float(q.votes)
+            if q.down_rate is not None:
+                out[f"rollout.{side}.down_rate"] = q.down_rate
+            if q.judge_mean is not None:
+                out[f"rollout.{side}.judge_score"] = q.judge_mean
+    return out
+
+
+def quality_reader(spec: Spec):
+    """What users (and the judge, with `serving.rollout.judge_sample`) said about each
+    version during a step, from the request log."""
+    from domainllm.serve.quality import step_quality
+
+    cfg = spec.serving.rollout
+    judge = None
+    if cfg.judge_sample:
+        from domainllm.stages.evaluate import judge_for
+
+        if not spec.evals.judge.enabled:
+            raise StageError("serving.rollout.judge_sample needs a judge: set evals.judge.endpoint (or judge_sample: 0)")
+        judge = judge_for(spec, where="serving.rollout (judge)")
+    root = log_root(spec)
+
+    def read(since: float, canary: str, stable: str):
+        return step_quality(root, since, canary=canary, stable=stable, cfg=cfg, harvest_cfg=spec.flywheel.harvest, judge=judge)
+
+    return read
 
 
 @contextlib.contextmanager
@@ -130,7 +186,8 @@ def restored_on_failure(path: Path) -> Iterator[None]:
 def _steps_record(version: str, result: str, steps: list) -> dict:
     return {"version": version, "result": result,
             "steps": [{"percent": s.percent, "passed": s.verdict.passed, "seconds": round(s.seconds, 2), "reasons": s.verdict.reasons,
-                       "canary": asdict(s.verdict.canary), "stable": asdict(s.verdict.stable)} for s in steps]}  # fmt: skip
+                       "canary": asdict(s.verdict.canary), "stable": asdict(s.verdict.stable),
+                       "quality": asdict(s.verdict.quality) if s.verdict.quality else None} for s in steps]}  # fmt: skip
 
 
 def log_root(spec: Spec) -> str:

@@ -17,6 +17,7 @@ import pytest
 from domainllm.serve.local import LocalDeployments
 from domainllm.serve.local_gateway import LocalGateway
 from domainllm.serve.rollout import RolloutFailed, prober, roll_out
+from domainllm.serve.traffic import LocalTraffic
 from domainllm.serve.vllm_server import free_port, healthy
 from domainllm.spec.serving import GatewayPolicy, LoraServing, RolloutConfig, ServingConfig
 from tests.lib.evals.vllm_helpers import needs_vllm, tiny_chat_model
@@ -43,7 +44,7 @@ def _lora_adapter(model: str, out: Path) -> str:
 def test_first_promote_and_roll_back(home: Path, tmp_path: Path) -> None:
     model = tiny_chat_model(tmp_path / "m")
     cfg = RolloutConfig(steps=(50, 100), min_requests=8, probe_requests=12, step_timeout_s=60,
-                         max_latency_ratio=1000.0)  # two CPU vLLM servers share 2 cores here: a canary's first
+                         max_latency_ratio=1000.0, max_p95_latency_ratio=1000.0)  # two CPU vLLM servers share 2 cores here: a canary's first
     # requests took 26x the stable's in CI; latency verdicts are tested in test_canary.py, this tests the moves
     serving = ServingConfig(max_model_len=1024, lora=LoraServing(enabled=True, max_lora_rank=8))
     deployments = LocalDeployments("tiny", serving)
@@ -51,9 +52,9 @@ def test_first_promote_and_roll_back(home: Path, tmp_path: Path) -> None:
     gateways = LocalGateway("tiny")
     gw = gateways.ensure(str(tmp_path / "logs"), port=free_port(), policy=GatewayPolicy(admin_port=free_port()))
     auth = {"Authorization": f"Bearer {gw.key('user')}"}
-    probe = prober(gw, "tiny", ["What does List::Util do?", "How do I sort numbers?"], max_tokens=4)
+    probe = prober(gw.url, gw.key("platform"), "tiny", ["What does List::Util do?", "How do I sort numbers?"], max_tokens=4)
     try:
-        assert roll_out("1", model, cfg=cfg, deployments=deployments, gateway=gw).result == "first"
+        assert roll_out("1", model, cfg=cfg, deployments=deployments, traffic=LocalTraffic(gw)).result == "first"
         first = deployments.get("stable")
         # the deployment outlives the object that started it: another process finds it from its record
         again = LocalDeployments("tiny", serving)
@@ -65,7 +66,7 @@ def test_first_promote_and_roll_back(home: Path, tmp_path: Path) -> None:
         assert reply.status_code == 200 and reply.headers["x-model-version"] == "1"
 
         steps = []
-        promoted = roll_out("2", model, cfg=cfg, deployments=deployments, gateway=gw, probe=probe, on_step=steps.append,
+        promoted = roll_out("2", model, cfg=cfg, deployments=deployments, traffic=LocalTraffic(gw), probe=probe, on_step=steps.append,
                             adapters={"tiny": adapter})  # fmt: skip
         assert promoted.result == "promoted" and promoted.previous == "1" and [s.percent for s in promoted.steps] == [50, 100]
         served = {m["id"] for m in httpx.get(f"{deployments.get('stable').base_url}/models", timeout=10).json()["data"]}
@@ -89,7 +90,7 @@ def test_first_promote_and_roll_back(home: Path, tmp_path: Path) -> None:
             probe(n)
 
         with pytest.raises(RolloutFailed, match=r"(?s)version 3 rolled back at 50%: version 2 keeps all traffic.*too high") as err:
-            roll_out("3", model, cfg=cfg, deployments=deployments, gateway=gw, probe=broken)
+            roll_out("3", model, cfg=cfg, deployments=deployments, traffic=LocalTraffic(gw), probe=broken)
         assert len(err.value.steps) == 1 and err.value.steps[0].verdict.canary.errors > 0
         assert deployments.get("stable").version == "2" and deployments.get("canary") is None
         after = httpx.post(f"{gw.url}/v1/completions", json={"model": "tiny", "prompt": "sub", "max_tokens": 2}, timeout=30, headers=auth)

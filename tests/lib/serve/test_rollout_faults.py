@@ -19,6 +19,7 @@ from domainllm.serve.gateway.routes import Route, write_routes
 from domainllm.serve.local import Deployment
 from domainllm.serve.local_gateway import LocalGateway
 from domainllm.serve.rollout import prober, roll_out
+from domainllm.serve.traffic import LocalTraffic
 from domainllm.serve.vllm_server import free_port
 from domainllm.spec.serving import GatewayPolicy, RolloutConfig
 from domainllm.stages.rollout import restored_on_failure
@@ -27,6 +28,8 @@ from tests.lib.serve.gateway.helpers import stub_backend
 
 class StandInDeployments:
     """What roll_out asks of the deployments, each one the stand-in server."""
+
+    api_key = None
 
     def __init__(self, base_url: str) -> None:
         self.port = int(base_url.split(":")[2].split("/")[0])
@@ -49,7 +52,8 @@ class StandInDeployments:
         return self.running[new]
 
 
-CFG = RolloutConfig(steps=(50, 100), min_requests=2, probe_requests=4, step_timeout_s=20, max_latency_ratio=1000.0)  # moves, not latency
+CFG = RolloutConfig(steps=(50, 100), min_requests=2, probe_requests=4, step_timeout_s=20, max_latency_ratio=1000.0,
+                    max_p95_latency_ratio=1000.0)  # moves, not latency
 
 
 @pytest.fixture
@@ -74,7 +78,7 @@ def test_unreadable_metrics_leave_stable_alone(serving) -> None:
     gw, deployments = serving
     blind = dataclasses.replace(gw, admin_port=free_port())  # nothing answers there
     with pytest.raises(urllib.error.URLError):
-        roll_out("2", "/models/2", cfg=CFG, deployments=deployments, gateway=blind, probe=prober(gw, "tiny", ["hi"], max_tokens=2))
+        roll_out("2", "/models/2", cfg=CFG, deployments=deployments, traffic=LocalTraffic(blind), probe=prober(gw.url, gw.key("platform"), "tiny", ["hi"], max_tokens=2))
     assert _routes(gw) == ["stable"] and deployments.get("canary") is None and deployments.stopped == ["canary"]
 
 
@@ -88,7 +92,7 @@ def test_mlflow_down_while_a_step_is_recorded_leaves_stable_and_its_augment(serv
 
     with pytest.raises(MlflowException), restored_on_failure(augment):
         augment.write_text('{"served": "by the canary"}')  # the stage writes the new version's retrieval first
-        roll_out("2", "/models/2", cfg=CFG, deployments=deployments, gateway=gw, probe=prober(gw, "tiny", ["hi"], max_tokens=2),
+        roll_out("2", "/models/2", cfg=CFG, deployments=deployments, traffic=LocalTraffic(gw), probe=prober(gw.url, gw.key("platform"), "tiny", ["hi"], max_tokens=2),
                  on_step=record)  # fmt: skip
     assert _routes(gw) == ["stable"] and deployments.get("canary") is None
     assert augment.read_text() == '{"served": "by stable"}'
@@ -98,5 +102,5 @@ def test_mlflow_down_while_a_step_is_recorded_leaves_stable_and_its_augment(serv
         raise RuntimeError("killed")
     assert not fresh.exists()  # it was not there before
     # and the gateway serves from the stable version throughout
-    promoted = roll_out("3", "/models/3", cfg=CFG, deployments=deployments, gateway=gw, probe=prober(gw, "tiny", ["hi"], max_tokens=2))
+    promoted = roll_out("3", "/models/3", cfg=CFG, deployments=deployments, traffic=LocalTraffic(gw), probe=prober(gw.url, gw.key("platform"), "tiny", ["hi"], max_tokens=2))
     assert promoted.result == "promoted" and _routes(gw) == ["stable"] and deployments.get("stable").version == "3"

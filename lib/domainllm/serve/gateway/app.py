@@ -23,6 +23,7 @@ own port: `GET /metrics` (Prometheus) and `GET /health` (routes, keys, the log w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -353,6 +354,9 @@ async def metrics(request: web.Request) -> web.Response:
     app[METRICS].log_lost.set(store.lost)
     app[METRICS].log_writer_restarts.set(store.restarts)
     app[METRICS].log_pending_bytes.set(store.pending_bytes)
+    with contextlib.suppress(RoutesError):  # a broken table is not taken: the one in use stays (and so does its generation)
+        app[TABLE].refresh()
+    app[METRICS].routes_generation.set(app[TABLE].generation)
     data, content_type = app[METRICS].render()
     return web.Response(body=data, headers={"Content-Type": content_type})
 

@@ -9,7 +9,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from domainllm.serve.gateway.exchange import Exchange
 
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120)
+"""Seconds. Fine where answers take (0.5-30 s): the rollout compares p95s bucket by bucket."""
 
 
 class GatewayMetrics:
@@ -34,6 +35,8 @@ class GatewayMetrics:
         self.log_writer_restarts = Gauge("domainllm_gateway_log_writer_restarts", "Times the log writer process died and was restarted.",
                                          registry=self.registry)  # fmt: skip
         self.log_pending_bytes = Gauge("domainllm_gateway_log_pending_bytes", "Bytes queued for the log writer.", registry=self.registry)
+        self.routes_generation = Gauge("domainllm_gateway_routes_generation", "Generation of the routes table in use (the rollout "
+                                       "waits until every replica reports the one it wrote).", registry=self.registry)  # fmt: skip
         self.log_dropped = Gauge("domainllm_gateway_log_dropped", "Exchanges not logged: the log writer was too far behind.",
                                  registry=self.registry)  # fmt: skip
 

@@ -141,8 +141,9 @@ def _files(root: Path, n: int, timeout: float = 30) -> str:
 @given(shapes=st.lists(st.one_of(chat_request(), completion_request()), min_size=12, max_size=12), preferred=text_with())
 def test_no_planted_value_reaches_any_file_through_the_gateway(tmp_path: Path, shapes, preferred) -> None:
     routes, logs = tmp_path / "routes.json", tmp_path / "logs"
-    with stub_backend() as (backend, _), running_gateway(write_routes(routes, [Route("stable", backend, "1", 100)]) or routes, logs) as gw:
-        with gw.client() as client:
+    with stub_backend() as (backend, _):
+        write_routes(routes, [Route("stable", backend, "1", 100)])
+        with running_gateway(routes, logs) as gw, gw.client() as client:
             for i, (req, values) in enumerate(shapes):
                 req = {**req, "stream": i % 2 == 1, "model": "tiny"}
                 path = "/v1/chat/completions" if "messages" in req else "/v1/completions"

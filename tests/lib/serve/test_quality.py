@@ -1,0 +1,67 @@
+"""A canary step's votes read from the real gateway's request log: only users' votes on
+answers they received count, the platform's probes never do, and one key counts at most
+`max_votes_per_principal` per version, however many down-votes it sends on the canary."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from domainllm.serve.gateway.auth import add_key
+from domainllm.serve.gateway.exchange import SOURCE_HEADER
+from domainllm.serve.gateway.routes import Route, write_routes
+from domainllm.serve.quality import step_quality
+from domainllm.spec.flywheel import HarvestConfig
+from domainllm.spec.serving import RolloutConfig
+from tests.lib.serve.gateway.helpers import records, running_gateway, stub_backend
+
+
+def _ask(client: httpx.Client, prompt: str, headers: dict | None = None) -> httpx.Response:
+    reply = client.post("/v1/chat/completions", json={"model": "tiny", "messages": [{"role": "user", "content": prompt}]},
+                        headers=headers or {})  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    return reply
+
+
+def test_votes_per_version_from_the_log(tmp_path: Path) -> None:
+    routes, logs = tmp_path / "routes.json", tmp_path / "logs"
+    since = time.time() - 1
+    with stub_backend() as (backend, _):
+        write_routes(routes, [Route("stable", backend, "1", 50), Route("canary", backend, "2", 50)])
+        with running_gateway(routes, logs) as gw:
+            users = {f"u{i}": add_key(gw.keys_file, f"u{i}") for i in range(4)}
+            attacker = add_key(gw.keys_file, "attacker")
+            time.sleep(1.5)  # the keys file is reread within a second
+            votes = 0
+            for name, key in [*users.items(), ("attacker", attacker)]:
+                with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+                    for i in range(6 if name != "attacker" else 30):
+                        reply = _ask(client, f"question {i} from {name}")
+                        on_canary = reply.headers["x-model-version"] == "2"
+                        if name == "attacker" and not on_canary:
+                            continue
+                        rating = "down" if name == "attacker" or (name == "u0" and on_canary) else "up"
+                        fb = client.post("/v1/feedback", json={"request_id": reply.headers["x-request-id"], "rating": rating})
+                        assert fb.status_code == 202, fb.text
+                        votes += 1
+            with gw.client("platform") as platform:  # the rollout's probes: answered, never counted
+                for i in range(5):
+                    _ask(platform, f"probe {i}", {SOURCE_HEADER: "rollout-probe"})
+            records(logs, "feedback", votes)
+            requests = records(logs, "requests", 4 * 6 + 30 + 5)
+    answers: dict[tuple[str, str], int] = {}  # (principal, version) -> answers it got
+    for r in requests:
+        if r.get("source", "user") == "user":
+            answers[r["principal"], r["version"]] = answers.get((r["principal"], r["version"]), 0) + 1
+    by_principal = {p: sum(n for (q, _), n in answers.items() if q == p) for p, _ in answers}
+    bad = next(p for p, n in by_principal.items() if n == 30)
+    cfg = RolloutConfig(max_votes_per_principal=3)
+    q = step_quality(str(logs), since, canary="2", stable="1", cfg=cfg, harvest_cfg=HarvestConfig())
+    # honest users voted on every answer, the attacker down on each canary answer it got: each counts at most 3 per version
+    assert q.stable.votes == sum(min(3, n) for (p, v), n in answers.items() if v == "1" and p != bad)
+    assert q.canary.votes == sum(min(3, n) for (p, v), n in answers.items() if v == "2")
+    assert answers[bad, "2"] > 3 and q.stable.downs == 0
+    assert 3 <= q.canary.downs <= 6  # the attacker's 3 (of its ~15) and u0's own, at most 3
+    assert q.canary.principals == len({p for (p, v) in answers if v == "2"})
