@@ -33,6 +33,8 @@ CHECKOV_SKIPS = {  # reviewed findings of checkov on what we send, each with its
     "CKV_K8S_43": "images are addressed by the tag in runtime.images; pin digests with immutable tags in the registry",
     "CKV2_K8S_6": "training ranks connect to each other on ports NCCL chooses; the platform's NetworkPolicies cover its services",
 }
+API_TOKEN_SKIP = ("CKV_K8S_38", "the rollout stage makes the vLLM Deployments and writes the routes ConfigMap: its own "
+                  "service account, whose Role allows exactly those calls")  # fmt: skip
 IPC_LOCK_SKIP = ("CKV_K8S_25", "IPC_LOCK pins memory for RDMA (runtime.kubernetes.interconnect.mode: rdma)")
 
 _CACHE_ENV = {  # everything that writes caches goes to the cache volume or /tmp: the image is read-only
@@ -74,6 +76,8 @@ def annotations(request: LaunchRequest, target: PodTarget) -> dict[str, str]:
     skips = dict(CHECKOV_SKIPS)
     if request.resources.nodes > 1 and target.k8s.interconnect.mode == "rdma":
         skips[IPC_LOCK_SKIP[0]] = IPC_LOCK_SKIP[1]
+    if request.name == "rollout":
+        skips[API_TOKEN_SKIP[0]] = API_TOKEN_SKIP[1]
     out = {**target.k8s.annotations, ANNOTATION_RUN: request.run_id, ANNOTATION_STAGE: request.name,
            ANNOTATION_COMMAND: " ".join(pod_command(request, target)),
            **{f"checkov.io/skip{i}": f"{check}={why}" for i, (check, why) in enumerate(sorted(skips.items()), 1)}}  # fmt: skip
@@ -128,8 +132,24 @@ def env(request: LaunchRequest, target: PodTarget) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(values.items())]
     out += [{"name": name, "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}}}
             for name, ref in sorted(k8s.secret_env.items())]  # fmt: skip
+    out += serving_env(request.name, k8s)
     out += [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]  # fmt: skip
+    return out
+
+
+SERVING_STAGES = frozenset({"rollout", "sample"})
+"""Stages that talk to vLLM deployments directly (the rollout's warm-up, the flywheel's samples):
+they get the key vLLM requires. `rollout` alone calls the Kubernetes API."""
+
+
+def serving_env(stage: str, k8s: KubernetesConfig) -> list[dict[str, Any]]:
+    if stage not in SERVING_STAGES:
+        return []
+    srv = k8s.serving
+    out = [{"name": "DOMAINLLM_BACKEND_API_KEY", "valueFrom": {"secretKeyRef": {"name": srv.api_key_secret, "key": "api-key"}}}]
+    if stage == "rollout" and srv.probe_key_secret:
+        out.append({"name": "DOMAINLLM_GATEWAY_KEY", "valueFrom": {"secretKeyRef": {"name": srv.probe_key_secret, "key": "api-key"}}})
     return out
 
 
@@ -211,8 +231,9 @@ def pod_spec(request: LaunchRequest, target: PodTarget, main: dict[str, Any]) ->
     vols, _ = volumes(target)
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "serviceAccountName": k8s.service_account,
-        "automountServiceAccountToken": False,  # stages never call the Kubernetes API
+        # stages never call the Kubernetes API, but the rollout (its own account and Role)
+        "serviceAccountName": k8s.serving.service_account if request.name == "rollout" else k8s.service_account,
+        "automountServiceAccountToken": request.name == "rollout",
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": int(request.grace_period_s),
         "securityContext": {

@@ -118,6 +118,18 @@ def routes_generation(text: str) -> int:
     return 0
 
 
+Snapshot = dict[str, dict[str, RouteStats]]
+"""Replica (a gateway pod's container) -> route -> its counters."""
+
+
+def step_delta(before: Snapshot, after: Snapshot) -> dict[str, RouteStats]:
+    """Per route: what every replica served between two snapshots. A replica new since
+    `before` (scaled up, restarted: its counters start at zero) counts in full; one gone by
+    `after` is left out, never subtracted."""
+    return total([{route: stats - before.get(replica, {}).get(route, RouteStats()) for route, stats in routes.items()}
+                  for replica, routes in after.items()])  # fmt: skip
+
+
 def total(snapshots: list[dict[str, RouteStats]]) -> dict[str, RouteStats]:
     """Per route: the sum over replicas."""
     out: dict[str, RouteStats] = {}

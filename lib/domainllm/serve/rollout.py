@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from domainllm.serve.canary import Quality, Verdict, judge
+from domainllm.serve.canary import Quality, Verdict, judge, step_delta
 from domainllm.serve.gateway.routes import Route
 from domainllm.serve.traffic import Traffic
 from domainllm.serve.vllm_server import ServerError
@@ -126,9 +126,8 @@ def _step(percent: float, version: str, stable: Served, canary: Served, traffic:
     while True:
         if probe is not None and cfg.probe_requests:
             probe(cfg.probe_requests)
-        after = traffic.snapshot()
         q = quality(since, version, stable.version) if quality is not None else None
-        verdict = judge(before, after, cfg, quality=q)
+        verdict = judge({}, step_delta(before, traffic.snapshot()), cfg, quality=q)
         waited = time.monotonic() - t0
         if waited > cfg.step_timeout_s or (verdict.enough and (q is None or not verdict.passed or waited > cfg.vote_wait_s
                                                                 or _votes_in(q, cfg))):  # fmt: skip

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Protocol
 
-from domainllm.serve.canary import RouteStats, parse_metrics, routes_generation
+from domainllm.serve.canary import Snapshot, parse_metrics, routes_generation
 from domainllm.serve.gateway.routes import Route, write_routes
 from domainllm.serve.local_gateway import GatewayProcess
 
@@ -27,8 +27,8 @@ class Traffic(Protocol):
         """Sets the weights; returns once every replica uses them (RoutesNotApplied if not)."""
         ...
 
-    def snapshot(self) -> dict[str, RouteStats]:
-        """Request metrics per route, summed over every replica."""
+    def snapshot(self) -> Snapshot:
+        """Request metrics per replica and route (`canary.step_delta` adds up a step)."""
         ...
 
 
@@ -50,5 +50,5 @@ class LocalTraffic:
                                        f"{self.gateway.log_path}")  # fmt: skip
             time.sleep(0.2)
 
-    def snapshot(self) -> dict[str, RouteStats]:
-        return parse_metrics(self._metrics())
+    def snapshot(self) -> Snapshot:
+        return {"gateway": parse_metrics(self._metrics())}

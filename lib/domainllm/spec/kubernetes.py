@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from domainllm.spec.base import Section
+from domainllm.spec.kubernetes_serving import KubernetesServing
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -177,6 +178,8 @@ class KubernetesConfig(Section):
     annotations: dict[str, str] = Field(default_factory=dict)
     training: TrainingJobs = TrainingJobs()
     interconnect: Interconnect = Interconnect()
+    serving: KubernetesServing = KubernetesServing()
+    """How the `rollout` stage serves versions on the cluster (vLLM Deployments, the routes ConfigMap)."""
 
     @field_validator("namespace", "service_account", "spec_config_map")
     @classmethod

@@ -103,6 +103,10 @@ class RuntimeConfig(Section):
                     f"stages.{stage}.node_pool: {res.node_pool!r} is not defined in runtime.node_pools "
                     f"(defined: {sorted(self.node_pools)})"
                 )
+        pool = self.kubernetes.serving.node_pool
+        if pool is not None and pool not in self.node_pools:
+            raise ValueError(f"kubernetes.serving.node_pool: {pool!r} is not defined in runtime.node_pools "
+                             f"(defined: {sorted(self.node_pools)})")  # fmt: skip
         return self
 
     def resources(self, stage: str) -> Resources:

@@ -7,7 +7,9 @@ deployment and the registry alias `production` moves to it (the old one is
 stops, `production` stays, and the stage fails with the reasons.
 
 Locally the deployments and the gateway are supervised processes that outlive the task
-(`domainllm serve status|stop`). The stage always runs (it is cheap when the version is
+(`domainllm serve status|stop`). With the Kubernetes launcher they are vLLM Deployments and
+Services the stage makes, and the chart's gateway replicas read the routes ConfigMap it
+writes (serve/k8s/). The stage always runs (it is cheap when the version is
 already serving): what serves can change under it, e.g. a stopped server."""
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -47,8 +50,10 @@ class RolloutStage(StageDefaults):
         version = str(ctx.upstream["gate"].info["version"])
         model_path = served_copy(spec, version)
         model_path, adapters = lora_parts(spec, version, model_path) if cfg.lora.enabled else (model_path, None)
-        gateways = LocalGateway(spec.name)
         augment = augment_config(spec, ctx.upstream["kb_index"].info, ctx.upstream["intents"].info)
+        if spec.runtime.launcher == "kubernetes":
+            return self._on_cluster(ctx, version, model_path, adapters, augment)
+        gateways = LocalGateway(spec.name)
         augment_path = gateways.routes_path.with_name(AUGMENT_FILE)
         with restored_on_failure(augment_path):  # whatever fails, the stable version answers as before: its retrieval too
             if augment is None:
@@ -68,6 +73,26 @@ class RolloutStage(StageDefaults):
         if gateways.get() is None:
             raise StageError(f"rollout: the gateway stopped after the rollout; its log: {gateway.log_path}")
         return finish(ctx, version, model_path, outcome, gateway.url, asdict(deployments.get("stable")))
+
+
+    def _on_cluster(self, ctx: StageContext, version: str, model_path: str, adapters, augment: dict | None) -> StageResult:
+        """The same rollout with vLLM Deployments and the routes ConfigMap (serve/k8s/)."""
+        from domainllm.k8s.api import Api
+        from domainllm.serve.k8s.deployments import ClusterDeployments
+        from domainllm.serve.k8s.traffic import ClusterTraffic
+
+        spec = ctx.spec
+        api = Api(spec.runtime.kubernetes.namespace)
+        traffic, deployments = ClusterTraffic(spec, api), ClusterDeployments(spec, api)
+        _, _, augment_before = traffic.read()
+        try:  # whatever fails, the stable version answers as before: its retrieval too
+            traffic.set_augment(augment)
+            outcome = run_rollout(ctx, version, model_path, adapters, deployments, traffic, os.environ.get("DOMAINLLM_GATEWAY_KEY"))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                traffic.set_augment(augment_before)
+            raise
+        return finish(ctx, version, model_path, outcome, traffic.url, asdict(deployments.get("stable")))
 
 
 def run_rollout(ctx: StageContext, version: str, model_path: str, adapters, deployments, traffic, probe_key: str | None):

@@ -1,0 +1,1 @@
+"""Serving on Kubernetes: the rollout's Deployments and Traffic against the API server."""
