@@ -14,7 +14,6 @@ import importlib.util
 import json
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 from types import ModuleType
 
@@ -23,9 +22,9 @@ import pytest
 import yaml
 
 from domainllm.cli.main import build_parser
+from domainllm.k8s.api import SERVING_RULES
 from domainllm.k8s.rbac import LAUNCHER_RULES
 from domainllm.k8s.validate import DEFAULT_VERSIONS, validate_objects
-from domainllm.serve.gateway.routes import read_routes
 from domainllm.serve.gateway.server import BACKEND_KEY_ENV
 from tests.conftest import REPO
 
@@ -57,28 +56,14 @@ VALUE_SETS = {name: merged(REQUIRED, values) for name, values in {
         "mlflow": {"backendSecretName": "rds-mlflow", "artifactsDestination": "s3://ml-artifacts/mlflow",
                    "artifactsSecretName": "s3-credentials"},
     },
-    "gpu-canary": {
-        "serving": {"enabled": True, "vllm": {"replicas": 2, "gpus": 2, "args": ["--max-model-len", "8192"],
-                                              "canary": {"weight": 10}},
-                    "gateway": {"augment": {"knowledge": {"store": {"backend": "pgvector", "uri": "postgresql://kb@pg:5432/kb",
-                                                                    "table": "perl_assistant", "version": "run-1", "password_env": "KB_PASSWORD"},
-                                                          "embedding": "/var/lib/domainllm/models/all-minilm-l6-v2"},
-                                            "routes": {"default": {"retrieval": {"enabled": True, "k": 4}}}}}},
-        "gpuNodePool": {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
-                        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+    "serving-retrieval": {
+        "serving": {"enabled": True, "gateway": {"retrieval": True, "routesConfigMap": "perl-routes"}},
         "networkPolicies": {"clientPeers": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}}]},
     },
     "no-network-policies": {"networkPolicies": {"enabled": False}, "serving": {"enabled": True}},
     "development": {"airflow": {"authManager": "", "allowDevelopmentAuthManager": True}, "mlflow": {"auth": {"enabled": False}},
                     "networkPolicies": {"egress": {"enabled": False}}, "serving": {"enabled": True}},
 }.items()}  # fmt: skip
-
-
-def read_routes_from(text: str) -> list:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "routes.json"
-        path.write_text(text)
-        return read_routes(path)
 
 
 def render(values: dict) -> list[dict]:
@@ -124,11 +109,11 @@ def test_lint_is_clean(name: str) -> None:
 
 
 def test_the_role_grants_exactly_what_the_launcher_calls() -> None:
-    docs = render(VALUE_SETS["defaults"])
-    (role,) = [d for d in docs if d["kind"] == "Role"]
+    docs = render(VALUE_SETS["serving-retrieval"])
+    (role,) = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-launcher")]
     granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
     assert granted == {(g, r, v) for (g, r), verbs in LAUNCHER_RULES.items() for v in verbs}
-    (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
+    (binding,) = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-launcher")]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "domainllm-airflow", "namespace": "ml"}]
     assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
 
@@ -171,25 +156,35 @@ def test_images_come_from_one_place_and_pods_are_locked_down() -> None:
     assert set(specs["data"]) == {"spec.yaml", "spec.k8s.yaml"} and "extends: spec.yaml" in specs["data"]["spec.k8s.yaml"]
 
 
-def test_serving_splits_traffic_by_the_canary_weight_on_gpu_nodes() -> None:
-    docs = render(VALUE_SETS["gpu-canary"])
+def test_the_chart_owns_the_gateway_and_the_rollout_owns_what_it_serves() -> None:
+    """No vLLM Deployment and no routes ConfigMap in the chart: the rollout stage makes them, so
+    a `helm upgrade` never undoes a rollout. The gateway mounts the rollout's ConfigMap
+    (optional: it answers 503 until a first version is served); the rollout stage's account
+    is the one with a token, its Role exactly the rollout's calls, the routes ConfigMap the only
+    one it may read or write."""
+    docs = render(VALUE_SETS["serving-retrieval"])
     by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
-    routes = json.loads(by_name["ConfigMap", "rel-domainllm-routes"]["data"]["routes.json"])["routes"]
-    assert [(r["name"], r["version"], r["weight"]) for r in routes] == [("stable", "1", 100), ("canary", "2", 10)]
-    assert routes[1]["base_url"] == "http://rel-domainllm-vllm-canary:8000/v1"
-    read_routes_from(by_name["ConfigMap", "rel-domainllm-routes"]["data"]["routes.json"])  # the gateway's own parser takes it
-    augment = json.loads(by_name["ConfigMap", "rel-domainllm-routes"]["data"]["augment.json"])  # beside routes.json, as the gateway reads it
-    assert augment["knowledge"]["store"]["backend"] == "pgvector" and augment["routes"]["default"]["retrieval"]["k"] == 4
-    canary = by_name["Deployment", "rel-domainllm-vllm-canary"]["spec"]["template"]["spec"]
-    vllm = canary["containers"][0]
-    assert vllm["args"][:3] == ["/var/lib/domainllm/artifacts/registry/perl-assistant/v2", "--served-model-name", "perl-assistant"]
-    assert vllm["args"][-2:] == ["--max-model-len", "8192"] and "--tensor-parallel-size" in vllm["args"]
-    assert vllm["resources"]["limits"]["nvidia.com/gpu"] == 2 and vllm["startupProbe"]["failureThreshold"] == 120
-    assert canary["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"} and canary["tolerations"]
-    assert {name for kind, name in by_name if kind == "PodDisruptionBudget"} == {
-        "rel-domainllm-airflow-api", "rel-domainllm-gateway", "rel-domainllm-vllm-stable", "rel-domainllm-vllm-canary"}
-    no_canary = render(merged(REQUIRED, {"serving": {"enabled": True}}))
-    assert not [d for d in no_canary if d["metadata"]["name"].endswith("vllm-canary")]  # weight 0: not deployed
+    assert not [d for d in docs if d["kind"] == "ConfigMap" and "routes" in d["metadata"]["name"]]
+    assert [n for k, n in by_name if k == "Deployment" and "vllm" in n] == []
+    gateway = by_name["Deployment", "rel-domainllm-gateway"]["spec"]["template"]["spec"]
+    routes = next(v for v in gateway["volumes"] if v["name"] == "routes")
+    assert routes["configMap"] == {"name": "perl-routes", "optional": True}
+    assert {name for kind, name in by_name if kind == "PodDisruptionBudget"} == {"rel-domainllm-airflow-api", "rel-domainllm-gateway"}
+    default_name = render(merged(REQUIRED, {"serving": {"enabled": True}}))
+    gw = next(d for d in default_name if d["kind"] == "Deployment" and d["metadata"]["name"] == "rel-domainllm-gateway")["spec"]["template"]["spec"]
+    assert next(v for v in gw["volumes"] if v["name"] == "routes")["configMap"]["name"] == "rel-domainllm-routes"
+    account = by_name["ServiceAccount", "domainllm-rollout"]
+    assert account["automountServiceAccountToken"] is True
+    tokens = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount" and d.get("automountServiceAccountToken")}
+    assert tokens == {"domainllm-airflow", "domainllm-rollout"}
+    role = by_name["Role", "rel-domainllm-rollout"]
+    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    assert granted == {(g, r, v) for (g, r), verbs in SERVING_RULES.items() for v in verbs}
+    named = [rule for rule in role["rules"] if "resourceNames" in rule]
+    assert named == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["perl-routes"], "verbs": ["get", "update"]}]
+    assert by_name["RoleBinding", "rel-domainllm-rollout"]["subjects"] == [{"kind": "ServiceAccount", "name": "domainllm-rollout",
+                                                                           "namespace": "ml"}]  # fmt: skip
+    assert ("Role", "rel-domainllm-rollout") not in {(d["kind"], d["metadata"]["name"]) for d in render(VALUE_SETS["defaults"])}
 
 
 def test_no_install_without_a_production_airflow_auth_manager() -> None:
@@ -241,7 +236,7 @@ def test_the_gateway_mounts_only_its_log_folder_of_the_home_volume() -> None:
     assert home_mounts({"home": {"mountPath": "/data/dl/"}, "serving": {"enabled": True, "gateway": {"logRoot": "/data/dl/logs/gw/"}}}) == [
         {"name": "home", "mountPath": "/data/dl/logs/gw/", "subPath": "logs/gw"}]
     # retrieval reads the knowledge store, the embedding model and the classifier: the rest read-only
-    assert home_mounts(VALUE_SETS["gpu-canary"]) == [
+    assert home_mounts(VALUE_SETS["serving-retrieval"]) == [
         {"name": "home", "mountPath": "/var/lib/domainllm", "readOnly": True},
         {"name": "home", "mountPath": "/var/lib/domainllm/artifacts/serving-logs", "subPath": "artifacts/serving-logs"}]
     for outside in ("/srv/serving-logs", "/var/lib/domainllm", "/var/lib/domainllm-other/logs"):
@@ -249,29 +244,33 @@ def test_the_gateway_mounts_only_its_log_folder_of_the_home_volume() -> None:
             render(merged(REQUIRED, {"serving": {"enabled": True, "gateway": {"logRoot": outside}}}))
 
 
-def test_vllm_answers_only_with_the_gateway_key() -> None:
-    objs = index(render(VALUE_SETS["gpu-canary"]))
+def test_vllm_answers_only_with_the_gateway_key(home: Path) -> None:
+    from domainllm.serve.k8s.objects import vllm_deployment
+    from domainllm.spec import load_spec
+
+    objs = index(render(VALUE_SETS["serving-retrieval"]))
     (gateway,) = pod_spec(objs["Deployment", "gateway"])["containers"]
-    for track in ("stable", "canary"):
-        (vllm,) = pod_spec(objs["Deployment", f"vllm-{track}"])["containers"]
-        assert secret_ref(vllm, "VLLM_API_KEY") == secret_ref(gateway, BACKEND_KEY_ENV)  # the same Secret and key
-        assert not [a for a in vllm["args"] if a.startswith("--api-key")]  # not in the process list either
-        assert vllm["readinessProbe"]["httpGet"]["path"] == "/health"  # vLLM leaves /health open
+    spec = load_spec(REPO / "examples" / "demo" / "spec.k8s.yaml")  # what the rollout deploys for a version
+    (vllm,) = vllm_deployment(spec, "domainllm-vllm-v3", "3", "/var/lib/domainllm/v3", "canary")["spec"]["template"]["spec"]["containers"]
+    assert secret_ref(vllm, "VLLM_API_KEY") == secret_ref(gateway, BACKEND_KEY_ENV)  # the same Secret and key
+    assert not [a for a in vllm["args"] if a.startswith("--api-key")]  # not in the process list either
+    assert vllm["readinessProbe"]["httpGet"]["path"] == "/health"  # vLLM leaves /health open
 
 
-def test_every_component_has_its_own_service_account_and_only_airflow_a_token() -> None:
-    docs = render(merged(VALUE_SETS["gpu-canary"], {"serviceAccounts": {"mlflowAnnotations": {"iam.gke.io/gcp-service-account": "mlflow@p.iam"}}}))
+def test_every_component_has_its_own_service_account_and_only_airflow_and_the_rollout_a_token() -> None:
+    docs = render(merged(VALUE_SETS["serving-retrieval"], {"serviceAccounts": {"mlflowAnnotations": {"iam.gke.io/gcp-service-account": "mlflow@p.iam"}}}))
     accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
     assert {name: a["automountServiceAccountToken"] for name, a in accounts.items()} == {
-        "domainllm-airflow": True, "domainllm-stage": False, "domainllm-mlflow": False, "domainllm-gateway": False, "domainllm-serve": False}
+        "domainllm-airflow": True, "domainllm-stage": False, "domainllm-mlflow": False, "domainllm-gateway": False, "domainllm-serve": False,
+        "domainllm-rollout": True}
     assert accounts["domainllm-mlflow"]["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": "mlflow@p.iam"}
     used = {d["metadata"]["name"].removeprefix("rel-domainllm-"): pod_spec(d) for d in docs if d["kind"] == "Deployment"}
     assert {name: pod["serviceAccountName"] for name, pod in used.items()} == {
         **{f"airflow-{c}": "domainllm-airflow" for c in ("api", "scheduler", "dag-processor", "triggerer")},
-        "mlflow": "domainllm-mlflow", "gateway": "domainllm-gateway", "vllm-stable": "domainllm-serve", "vllm-canary": "domainllm-serve"}
+        "mlflow": "domainllm-mlflow", "gateway": "domainllm-gateway"}
     assert [name for name, pod in used.items() if pod["automountServiceAccountToken"]] == ["airflow-scheduler"]
-    assert not {"domainllm-gateway", "domainllm-serve"} & {d["metadata"]["name"] for d in render(VALUE_SETS["defaults"])}
-    with pytest.raises(helm.HelmRenderError, match="serviceAccounts: airflow, stage, mlflow, gateway and serve must be five different names"):
+    assert not {"domainllm-gateway", "domainllm-serve", "domainllm-rollout"} & {d["metadata"]["name"] for d in render(VALUE_SETS["defaults"])}
+    with pytest.raises(helm.HelmRenderError, match="serviceAccounts: airflow, stage, mlflow, gateway, serve and rollout must be six different names"):
         render(merged(REQUIRED, {"serviceAccounts": {"gateway": "domainllm-stage"}}))
 
 

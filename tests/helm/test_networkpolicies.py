@@ -87,7 +87,22 @@ def cluster(values: dict) -> tuple[list[dict], dict[str, Endpoint]]:
     ]
     pods = {d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]: Endpoint(NS, d["spec"]["template"]["metadata"]["labels"])
             for d in docs if d["kind"] in ("Deployment", "Job")}  # fmt: skip
+    if values.get("serving", {}).get("enabled"):  # the rollout stage's vLLM pods, in the release's namespace
+        pods["vllm"] = Endpoint(NS, served_pod_labels())
     return policies, pods
+
+
+def served_pod_labels() -> dict[str, str]:
+    """The labels of a vLLM pod the rollout stage deploys (its own rendering)."""
+    import os
+    import tempfile
+
+    from domainllm.serve.k8s.objects import vllm_deployment
+
+    with pytest.MonkeyPatch.context() as mp, tempfile.TemporaryDirectory() as tmp:
+        mp.setenv("DOMAINLLM_HOME", os.environ.get("DOMAINLLM_HOME") or tmp)
+        spec = load_spec(REPO / "examples" / "demo" / "spec.k8s.yaml")
+        return vllm_deployment(spec, "domainllm-vllm-v3", "3", "/m", "canary")["spec"]["template"]["metadata"]["labels"]
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +133,7 @@ def test_the_chart_pods_are_denied_both_ways_by_default_and_reach_dns() -> None:
         "airflow-migrate",
         "mlflow",
     }
-    assert {p["name"] for p in cluster(VALUE_SETS["gpu-canary"])[0]} == {
+    assert {p["name"] for p in cluster(VALUE_SETS["serving-retrieval"])[0]} == {
         "default-deny",
         "dns",
         "airflow-api",
@@ -189,9 +204,9 @@ def test_mlflow_reaches_its_stores_and_serves_the_platform_only(stage_pods: list
 
 
 def test_serving_gateway_to_vllm_only_and_vllm_nowhere(stage_pods: list[Endpoint]) -> None:
-    values = VALUE_SETS["gpu-canary"]  # clientPeers set, retrieval on
+    values = VALUE_SETS["serving-retrieval"]  # clientPeers set, retrieval on
     policies, pods = cluster(values)
-    gateway, vllm = pods["gateway"], [pods["vllm-stable"], pods["vllm-canary"]]
+    gateway, vllm = pods["gateway"], [pods["vllm"]]
     for backend in vllm:
         assert connects(policies, gateway, backend, 8000) and all(
             connects(policies, pod, backend, 8000) for pod in stage_pods
@@ -225,7 +240,7 @@ def test_the_gateway_api_takes_clients_and_the_platform_and_its_admin_port_the_p
     scrapers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
     for extra, stranger_too in (
         ({}, True),
-        ({"clientPeers": VALUE_SETS["gpu-canary"]["networkPolicies"]["clientPeers"]}, False),
+        ({"clientPeers": VALUE_SETS["serving-retrieval"]["networkPolicies"]["clientPeers"]}, False),
     ):
         policies, pods = cluster(merged(REQUIRED, {"serving": {"enabled": True}, "networkPolicies": extra}))
         gateway = pods["gateway"]
@@ -271,9 +286,7 @@ def test_egress_rules_take_the_peers_and_ports_given_or_stay_open_when_asked() -
     policies, pods = cluster(VALUE_SETS["development"])  # egress.enabled: false
     assert [p["policyTypes"] for p in policies if "ingress" not in p and "egress" not in p] == [["Ingress"]]
     assert not [p for p in policies if "Egress" in p["policyTypes"]]
-    assert connects(policies, pods["vllm-stable"], OUTSIDE, 443) and not connects(
-        policies, STRANGER, pods["vllm-stable"], 8000
-    )
+    assert connects(policies, pods["vllm"], OUTSIDE, 443) and not connects(policies, STRANGER, pods["vllm"], 8000)
     assert not [d for d in render(VALUE_SETS["no-network-policies"]) if d["kind"] == "NetworkPolicy"]
 
 

@@ -94,3 +94,7 @@ checkov.io/skip{{ add1 $i }}: {{ index $reasons $key | quote }}
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end -}}
+
+{{- define "domainllm.routesConfigMap" -}}
+{{- .Values.serving.gateway.routesConfigMap | default (printf "%s-routes" (include "domainllm.fullname" .)) -}}
+{{- end -}}

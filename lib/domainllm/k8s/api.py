@@ -118,10 +118,6 @@ class Api:
     def list_pods(self, selector: str) -> list[dict]:
         return self._call(self.core.list_namespaced_pod, self.ns, label_selector=selector)["items"]
 
-    def pod_proxy_get(self, pod: str, port: int, path: str) -> str:
-        resp = retried(self.core.connect_get_namespaced_pod_proxy_with_path, f"{pod}:{port}", self.ns, path, _preload_content=False)
-        return resp.data.decode()
-
     # the routes ConfigMap
     def read_config_map(self, name: str) -> dict | None:
         return self.not_found(self.core.read_namespaced_config_map, name, self.ns)
@@ -139,7 +135,6 @@ SERVING_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("", "services"): frozenset({"create", "get"}),
     ("discovery.k8s.io", "endpointslices"): frozenset({"list"}),
     ("", "pods"): frozenset({"list"}),
-    ("", "pods/proxy"): frozenset({"get"}),
     ("", "configmaps"): frozenset({"get", "create", "update"}),
 }
 """(API group, resource) -> verbs: what the rollout stage's service account may do."""

@@ -393,7 +393,9 @@ def build_app(table: RouteTable, store: LogStore, keys: KeyTable, ids: RequestId
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
         watcher = asyncio.create_task(_watch_writer(store))
         timeout = aiohttp.ClientTimeout(total=policy.request_timeout_s)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        # trust_env: backends are reached through HTTP(S)_PROXY when one is set, except NO_PROXY
+        # hosts (a cluster that proxies egress lists .svc.cluster.local there), as every client does
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=True) as session:
             app[SESSION] = session
             yield
         watcher.cancel()

@@ -3,9 +3,11 @@ mounts, and the gateway's metrics from every replica, never one.
 
 A new table is confirmed, not assumed: the kubelet refreshes a mounted ConfigMap within about
 a minute, so `route` returns only once every ready gateway pod reports the table's
-generation in its metrics (`routes_timeout_s`). Metrics come from each gateway pod through
-the API server's pod proxy (the rollout's Role allows `pods/proxy` get and nothing more), or
-from Prometheus when `runtime.kubernetes.serving.prometheus_url` is set. Each replica's
+generation in its metrics (`routes_timeout_s`). Metrics come from each gateway pod, found
+through the API (the gateway Service's selector) and scraped at its pod IP on the admin port
+(which the chart's NetworkPolicy opens to the platform's pods; the API server's pod proxy
+would need the control plane let in), or from Prometheus when
+`runtime.kubernetes.serving.prometheus_url` is set. Each replica's
 counters are kept apart (by pod and container restart), so a replica that restarts or
 appears mid-step adds what it served and never subtracts."""
 
@@ -123,16 +125,27 @@ class ClusterTraffic:
         selector = ",".join(f"{k}={v}" for k, v in sorted((svc["spec"].get("selector") or {}).items()))
         return [p for p in self.api.list_pods(selector) if _ready(p)]
 
+    def _metrics(self, pod: dict[str, Any]) -> str:
+        import httpx
+
+        ip = (pod.get("status") or {}).get("podIP")
+        try:
+            reply = httpx.get(f"http://{ip}:{self.admin_port}/metrics", timeout=10)
+            reply.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise RoutesNotApplied(f"gateway pod {pod['metadata']['name']} ({ip}:{self.admin_port}) did not answer /metrics: "
+                                   f"{type(exc).__name__}: {exc}") from None  # fmt: skip
+        return reply.text
+
     def _scrape(self, pods: list[dict[str, Any]]) -> dict[str, str]:
-        return {replica_key(p): self.api.pod_proxy_get(p["metadata"]["name"], self.admin_port, "metrics") for p in pods}
+        return {replica_key(p): self._metrics(p) for p in pods}
 
     def _generations(self, pods: list[dict[str, Any]]) -> dict[str, int]:
         """Pod name -> the routes generation it reports."""
-        names = [p["metadata"]["name"] for p in pods]
         if self.srv.prometheus_url:
             by_pod = _prometheus_generations(self.srv.prometheus_url, self.api.ns)
-            return {n: by_pod.get(n, 0) for n in names}
-        return {n: routes_generation(self.api.pod_proxy_get(n, self.admin_port, "metrics")) for n in names}
+            return {p["metadata"]["name"]: by_pod.get(p["metadata"]["name"], 0) for p in pods}
+        return {p["metadata"]["name"]: routes_generation(self._metrics(p)) for p in pods}
 
     def snapshot(self) -> Snapshot:
         if self.srv.prometheus_url:
