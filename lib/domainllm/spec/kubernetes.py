@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from domainllm.spec.base import Section
 from domainllm.spec.kubernetes_serving import KubernetesServing
@@ -118,9 +118,22 @@ class TrainingJobs(Section):
     """Gang scheduling: `kueue` (the Job is created suspended in `queue`) or `volcano` (a
     PodGroup of all nodes, scheduler `volcano`), so no job holds GPUs while half-scheduled."""
     queue: str | None = None
-    """Kueue LocalQueue or Volcano queue."""
+    """Kueue LocalQueue (required with `gang: kueue`) or Volcano queue."""
+    admission_timeout_s: float = Field(default=6 * 3600.0, gt=0)
+    """How long a job may wait suspended for Kueue to admit it (counted from its `Suspended`
+    condition, so a reattaching attempt keeps the job's own clock). Past it the attempt fails
+    as retryable and the suspended job is deleted: a queue that admits nothing for hours is a
+    quota problem a person should see, not a task that waits forever."""
     trainjob_runtime: str = "torch-distributed"
     """Kubeflow Trainer (ClusterTrainingRuntime) the TrainJob refers to."""
+
+    @model_validator(mode="after")
+    def _kueue_needs_a_queue(self) -> TrainingJobs:
+        if self.gang == "kueue" and not self.queue:
+            raise ValueError("gang: kueue needs `queue`: the Kueue LocalQueue the job is submitted to (e.g. "
+                             "`queue: gpu-training`); without the kueue.x-k8s.io/queue-name label Kueue never admits "
+                             "the suspended job and it would wait forever")  # fmt: skip
+        return self
 
 
 class KubernetesConfig(Section):
@@ -172,6 +185,10 @@ class KubernetesConfig(Section):
     startup_timeout_s: float = Field(default=900.0, gt=0)
     """A scheduled pod whose containers have not started after this fails (large image pulls)."""
     poll_interval_s: float = Field(default=2.0, gt=0)
+    deferrable: bool = True
+    """Stage tasks hand the wait for their pod or job to Airflow's triggerer (the worker slot is
+    free while it runs; the task resumes on any worker to read the verdict and the log). False:
+    the task waits in its worker and streams the log live, as the local launcher always does."""
     priority_class: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     """Extra labels on every pod and job (cost centre, team)."""
