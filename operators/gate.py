@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from domainllm.launch import USER_ERROR
@@ -22,8 +21,7 @@ class GateOperator(StageOperator):
         kwargs.setdefault("stage", "gate")
         super().__init__(**kwargs)
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        summary = super().execute(context)
+    def succeeded(self, summary: dict[str, Any]) -> dict[str, Any]:
         info = summary.get("info", {})
         if info.get("already_champion"):
             self.log.info("gate: the candidate already is the champion (version %s)", info.get("version"))

@@ -1,18 +1,31 @@
 """StageOperator and PipelineRunOperator: build a launch request, hand it to the launcher
-the spec names, and return the stage manifest's summary through XCom."""
+the spec names, and return the stage manifest's summary through XCom.
+
+On the Kubernetes launcher a StageOperator defers (`runtime.kubernetes.deferrable`, on by
+default): it creates or reattaches to its pod or job, then Airflow's triggerer waits for it
+(`domainllm_operators.triggers`) and the worker slot is free; the task resumes on any worker
+in `execute_complete` for the verdict and the log. PipelineRunOperator (seconds of work)
+always waits in its worker."""
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    AirflowTaskTimeout,
+)
 
 from domainllm.launch import USER_ERROR, LaunchRequest, run_control_request, stage_request
-from domainllm_operators.launchers import Launcher, LaunchResult, get_launcher
+from domainllm_operators.launchers import DeferrableLauncher, Launcher, LaunchResult, get_launcher
 
 
 class _LaunchingOperator(BaseOperator):
@@ -37,12 +50,16 @@ class _LaunchingOperator(BaseOperator):
         return spec
 
     def _launch(self, context: Context, spec, request: LaunchRequest) -> LaunchResult:
+        launcher = self._prepare(context, spec, request)
+        return launcher.launch(request, self.log, on_handle=self._on_handle(context))
+
+    def _prepare(self, context: Context, spec, request: LaunchRequest) -> Launcher:
+        """XCom `launch` (identifiers first, so even a failed attempt leaves a trail), then the
+        launcher; refuses once the task was killed."""
         from domainllm.artifacts import RunLayout
 
-        ti = context["ti"]
         mlflow_run_id = RunLayout(spec.artifact_root, request.run_id).mlflow_run_id()
-        # Identifiers first, so even a failed attempt leaves a trail in XCom.
-        ti.xcom_push(
+        context["ti"].xcom_push(
             key="launch",
             value={"run_id": request.run_id, "name": request.name, "command": list(request.command),
                    "attempt_id": request.attempt_id, "launcher": spec.runtime.launcher, "mlflow_run_id": mlflow_run_id},
@@ -52,6 +69,10 @@ class _LaunchingOperator(BaseOperator):
             # Airflow's task process goes on after on_kill: a stage launched now would run
             # unwatched until the SIGKILL that ends the task process.
             raise AirflowException(f"the task was killed before its stage started ({request.name}, run {request.run_id})")
+        return self._launcher
+
+    def _on_handle(self, context: Context):
+        ti = context["ti"]
 
         def on_handle(handle: dict[str, Any]) -> None:
             self._handle_seen = True
@@ -59,7 +80,7 @@ class _LaunchingOperator(BaseOperator):
                 self._stop_launched()
             ti.xcom_push(key="handle", value=handle)
 
-        return self._launcher.launch(request, self.log, on_handle=on_handle)
+        return on_handle
 
     def on_kill(self) -> None:
         """Stops the stage; one not launched yet never will be. Airflow calls this from its
@@ -112,9 +133,62 @@ class StageOperator(_LaunchingOperator):
         force = self.force in (True, "True", "true", "1")
         request = stage_request(spec, self.spec_path, self.stage, self.run_id, force=force, attempt_id=attempt_id,
                                 shard=self.shard, reuse_shards=self.reuse_shards)  # fmt: skip
-        result = self._launch(context, spec, request)
-        attempt_id = result.attempt_id or attempt_id  # a reattached pod ran with its own attempt's id
+        launcher = self._prepare(context, spec, request)
+        if isinstance(launcher, DeferrableLauncher) and launcher.deferrable:
+            self._defer(context, launcher, request)
+        result = launcher.launch(request, self.log, on_handle=self._on_handle(context))
+        return self._complete(spec, result, result.attempt_id or attempt_id)  # a reattached pod ran with its own attempt's id
 
+    def _defer(self, context: Context, launcher: DeferrableLauncher, request: LaunchRequest) -> NoReturn:
+        """Starts (or finds) the pod or job, then hands the wait to the triggerer. The task's
+        execution_timeout, which Airflow 3.3 does not apply while a task is deferred, becomes the
+        trigger's own deadline (an absolute time: it survives triggerer restarts)."""
+        handle = launcher.start(request, self.log, on_handle=self._on_handle(context))
+        if self._killed.is_set():
+            raise AirflowException(f"the task was killed while its stage started ({request.name}, run {request.run_id}); "
+                                   f"{handle['kind']} {handle['name']} was deleted")  # fmt: skip
+        timeout = self.execution_timeout
+        deadline = time.time() + timeout.total_seconds() if timeout else None
+        self.log.info("deferring: the triggerer waits for %s %s; this worker slot is free until it ends",
+                      handle["kind"], handle["name"])  # fmt: skip
+        self.defer(trigger=launcher.trigger(handle, request, deadline), method_name="execute_complete")
+
+    def execute_complete(self, context: Context, event: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Resumes after the trigger's event, on any worker (a fresh process: nothing of
+        `execute` is left but the event, which carries the handle): the launcher, rebuilt from
+        the spec, reads the verdict, puts the container's log in the task log and cleans up;
+        then as `execute`."""
+        from domainllm.artifacts import RunLayout
+
+        handle, deferred_at = event["handle"], event["since"]
+        spec = self._load_spec()
+        launcher = get_launcher(spec, self.spec_path, RunLayout(spec.artifact_root, self.run_id).mlflow_run_id())
+        if not isinstance(launcher, DeferrableLauncher):
+            raise AirflowFailException(f"runtime.launcher is {spec.runtime.launcher!r} now, but this task deferred on "
+                                       f"{handle.get('launcher')!r} ({handle.get('kind')} {handle.get('name')}); clear it")  # fmt: skip
+        self._launcher = launcher
+        self._handle_seen = True  # a kill from now on deletes it (on_kill)
+        self.log.info("resumed: %s %s %s (it waited %.0fs in the triggerer)", handle["kind"], handle["name"],
+                      event.get("status"), time.time() - deferred_at)  # fmt: skip
+        result = launcher.finish(handle, event, self.log, time.time() - deferred_at, int(event.get("grace_period_s", 30)))
+        if result.failure is not None and result.failure.reason == "Timeout":
+            raise AirflowTaskTimeout(f"stage {self.stage} ran past the task's execution_timeout ({self.execution_timeout}) "
+                                     f"for run {self.run_id}: {result.failure.message}; deleted")  # fmt: skip
+        return self._complete(spec, result, handle.get("attempt_id"))
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context):
+        """As Airflow resumes; when the trigger itself failed (it raised, or the triggerer could
+        not load it), says what became of the pod or job before Airflow fails the task."""
+        if next_method == TRIGGER_FAIL_REPR:
+            handle = context["ti"].xcom_pull(task_ids=self.task_id, key="handle", map_indexes=context["ti"].map_index)
+            if isinstance(handle, dict) and handle.get("launcher") == "kubernetes":
+                self.log.error("the trigger waiting for %s %s failed; it is left running (never deleted on a guess): a "
+                               "retry reattaches to it, or delete it: kubectl -n %s delete %s %s", handle["kind"],
+                               handle["name"], handle["namespace"], handle["kind"], handle["name"])  # fmt: skip
+        return super().resume_execution(next_method, next_kwargs, context)
+
+    def _complete(self, spec, result: LaunchResult, attempt_id: str | None) -> dict[str, Any]:
+        """What the stage's end means: its manifest's summary, or the task failed (`failed`)."""
         from domainllm.artifacts import RunLayout, read_manifest
 
         layout = RunLayout(spec.artifact_root, self.run_id)
@@ -135,8 +209,12 @@ class StageOperator(_LaunchingOperator):
         if manifest.info.get("report_html"):
             self.log.info("report: %s (also under the stage's MLflow run %s)", manifest.info["report_html"],
                           manifest.mlflow_run_id)  # fmt: skip
-        return manifest.summary()
+        return self.succeeded(manifest.summary())
 
+    def succeeded(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """The stage's summary when it succeeded (after `execute`, or after resuming): what the
+        task returns. Subclasses say what it means for the DAG."""
+        return summary
 
     def failed(self, result: LaunchResult) -> None:
         """Fails the task. What a retry cannot change (a bad spec or input, an image that

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from domainllm.spec import Spec
-from domainllm_operators.launchers.base import Launcher, LaunchResult, OnHandle
+from domainllm_operators.launchers.base import DeferrableLauncher, Launcher, LaunchResult, OnHandle
 from domainllm_operators.launchers.local import LocalLauncher
 
 LAUNCHERS = ("local", "kubernetes")
@@ -24,4 +24,4 @@ def get_launcher(spec: Spec, spec_path: str, mlflow_run_id: str | None = None) -
     raise ValueError(f"unknown launcher {kind!r}; available: {list(LAUNCHERS)}")
 
 
-__all__ = ["LaunchResult", "Launcher", "LocalLauncher", "OnHandle", "get_launcher"]
+__all__ = ["DeferrableLauncher", "LaunchResult", "Launcher", "LocalLauncher", "OnHandle", "get_launcher"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from domainllm.k8s.status import Failure
 from domainllm.launch import LaunchRequest
@@ -36,4 +36,27 @@ class Launcher(Protocol):
 
     def kill(self) -> None:
         """Stop what `launch` started (called from the task's on_kill)."""
+        ...
+
+
+@runtime_checkable
+class DeferrableLauncher(Launcher, Protocol):
+    """A launcher whose wait can be handed to Airflow's triggerer: `start` creates (or finds)
+    what runs the request, `trigger` waits for it in the triggerer, and `finish` (in the
+    resumed task, maybe another worker) reads the verdict and the log and cleans up."""
+
+    deferrable: bool
+    """False: the operator waits in the worker anyway (`launch`)."""
+
+    def start(self, request: LaunchRequest, log: logging.Logger, on_handle: OnHandle | None = None) -> dict[str, Any]:
+        """Creates or reattaches; returns the handle (what `on_handle` got)."""
+        ...
+
+    def trigger(self, handle: dict[str, Any], request: LaunchRequest, deadline: float | None) -> Any:
+        """The BaseTrigger that waits for the handle's pod or job; `deadline`: epoch seconds or None."""
+        ...
+
+    def finish(self, handle: dict[str, Any], event: dict[str, Any], log: logging.Logger, duration_s: float,
+               grace_s: int = 30) -> LaunchResult:  # fmt: skip
+        """After the trigger's event: the verdict, the log, the clean-up."""
         ...

@@ -11,6 +11,11 @@ be pulled, a missing Secret) and after `schedule_timeout_s` for what the cluster
 reads the end state (exit code, OOMKilled, evicted, preempted, which rank failed) and cleans
 up per `runtime.kubernetes.cleanup`. A task kill deletes everything the attempt created.
 
+That is the blocking path (`launch`). With `runtime.kubernetes.deferrable` (the default) the
+operator calls its pieces instead: `start` (find or create), `trigger` (what waits in
+Airflow's triggerer: `domainllm_operators.triggers`) and, once the task resumes, `finish`
+(verdict, log, clean-up). Both read the same verdicts from the same `_Watch`.
+
 The API server may answer a read with 429 or a 5xx, or drop the connection, while it is
 upgraded or overloaded: reads (and deletes, which are idempotent) are retried with backoff
 (`READ_RETRIES`, about a minute in all, longer when a 429 says so) before the attempt gives up
@@ -23,17 +28,32 @@ import json
 import logging
 import threading
 import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from domainllm.k8s.jobs import INDEX_ANNOTATION, JOB_NAME_LABEL, MULTUS_ANNOTATION, indexed_job
 from domainllm.k8s.names import random_suffix
 from domainllm.k8s.pod import CONTAINER, LABEL_CHECKED, PodTarget, identity_labels, stage_pod
 from domainllm.k8s.render import is_multi_node, launch_name
-from domainllm.k8s.status import Failure, PodState, job_failure, job_finished, job_suspended, pod_state
+from domainllm.k8s.status import (
+    Failure,
+    PodState,
+    job_failure,
+    job_finished,
+    job_suspended,
+    pod_state,
+    suspended_since,
+)
 from domainllm.launch import LaunchRequest
+from domainllm.spec.kubernetes import KubernetesConfig
 from domainllm_operators.launchers.base import LaunchResult, OnHandle
 
 FAILED_RANK_LOG_LINES = 40
+RESUMED_LOG_LINES = 10_000
+"""A resumed task puts this many of the container's last lines in the task log (it cannot
+follow a log that has ended; a long training log is in the stage's MLflow run and metrics)."""
+NEVER_RAN = ("Unschedulable", "ImagePull", "Config", "StartTimeout", "AdmissionTimeout")
+"""Verdicts of what never started: deleted whatever `cleanup` says (nothing in them to inspect)."""
 TRANSIENT = frozenset({429, 500, 502, 503, 504})
 READ_RETRIES = 6
 BACKOFF_S = 1.0
@@ -48,6 +68,38 @@ def _selector(labels: dict[str, str]) -> str:
 
 def _created(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("creationTimestamp") or "")
+
+
+def hook(connection: str | None) -> Any:
+    """The provider's hook for `runtime.kubernetes.connection` (None: in-cluster or kubeconfig)."""
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    return KubernetesHook(conn_id=connection)
+
+
+def transient(exc: BaseException) -> bool:
+    """An API error that waiting can cure (what `_Api._retried` retries)."""
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(exc, ApiException):
+        return exc.status in TRANSIENT
+    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError)
+
+
+@dataclass(frozen=True)
+class WaitLimits:
+    """How long a pod or job may wait before waiting cannot help: `_Watch`'s verdicts. Plain
+    numbers, so the trigger carries them in its kwargs."""
+
+    schedule_timeout_s: float
+    startup_timeout_s: float
+    admission_timeout_s: float
+    queue: str | None = None
+
+    @classmethod
+    def of(cls, k8s: KubernetesConfig) -> WaitLimits:
+        return cls(k8s.schedule_timeout_s, k8s.startup_timeout_s, k8s.training.admission_timeout_s, k8s.training.queue)
 
 
 class _Api:
@@ -151,6 +203,15 @@ class _Api:
                 raise
 
 
+def delete_launched(api: _Api, kind: str, name: str, grace: int) -> None:
+    """Deletes a pod, or a job with its pods and Service (a 404 is fine: it is gone)."""
+    if kind == "pod":
+        api.delete_pod(name, grace)
+    else:
+        api.delete_job(name, grace)
+        api.delete_service(name)
+
+
 class KubernetesLauncher:
     def __init__(self, target: PodTarget, hook: Any = None) -> None:
         self.target = target
@@ -163,34 +224,46 @@ class KubernetesLauncher:
         self._grace = 30
 
     @property
+    def deferrable(self) -> bool:
+        """Whether the operator hands the wait to the triggerer (`runtime.kubernetes.deferrable`)."""
+        return self.k8s.deferrable
+
+    @property
     def api(self) -> _Api:
         if self._hook is None:
-            from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
-
-            self._hook = KubernetesHook(conn_id=self.k8s.connection)
+            self._hook = hook(self.k8s.connection)
         return _Api(self._hook, self.k8s.namespace)
 
     # -- the attempt -------------------------------------------------------------------------------
 
-    def launch(self, request: LaunchRequest, log: logging.Logger, on_handle: OnHandle | None = None) -> LaunchResult:
-        t0 = time.monotonic()
+    def start(self, request: LaunchRequest, log: logging.Logger, on_handle: OnHandle | None = None) -> dict[str, Any]:
+        """Creates the pod or job that runs the request, or finds the one an earlier attempt
+        started (reattach); returns its handle (kind, name, namespace, attempt id)."""
         multi = is_multi_node(request)
         if multi and self.k8s.training.backend != "indexed_job":
             raise ValueError(f"runtime.kubernetes.training.backend {self.k8s.training.backend!r} is rendered for review "
                              f"(domainllm k8s render) but not launched; the launcher runs multi-node stages as "
                              f"`indexed_job`")  # fmt: skip
-        api = self.api
         kind = "job" if multi else "pod"
-        name, attempt_id, reattached = self._find_or_create(api, request, log, multi)
+        name, attempt_id, reattached = self._find_or_create(self.api, request, log, multi)
         with self._lock:
             self._current = (kind, name)
         if self._killed.is_set():  # killed while it was being created
             self.kill()
+        handle = {"launcher": "kubernetes", "kind": kind, "name": name, "namespace": self.k8s.namespace,
+                  "reattached": reattached, "attempt_id": attempt_id}  # fmt: skip
         if on_handle is not None:
-            on_handle({"launcher": "kubernetes", "kind": kind, "name": name, "namespace": self.k8s.namespace,
-                       "reattached": reattached, "attempt_id": attempt_id})  # fmt: skip
+            on_handle(handle)
+        return handle
+
+    def launch(self, request: LaunchRequest, log: logging.Logger, on_handle: OnHandle | None = None) -> LaunchResult:
+        """The blocking path: start, wait in this process (the log followed live), finish."""
+        t0 = time.monotonic()
+        handle = self.start(request, log, on_handle)
+        kind, name = handle["kind"], handle["name"]
+        api = self.api
         try:
-            failure = self._run_job(api, request, name, log) if multi else self._run_pod(api, name, log)
+            failure = self._run_job(api, request, name, log) if kind == "job" else self._run_pod(api, name, log)
         except Exception:
             if not self._killed.is_set():  # what we cannot follow must not run on unwatched
                 self._cleanup(api, kind, name, None, log, abandon=True)
@@ -200,7 +273,85 @@ class KubernetesLauncher:
             failure = Failure("Killed", f"{kind} {name} was deleted: the task was stopped", True)
         else:
             self._cleanup(api, kind, name, failure, log)
-        duration = time.monotonic() - t0
+        return self._result(kind, name, failure, time.monotonic() - t0, handle["attempt_id"], log)
+
+    def trigger(self, handle: dict[str, Any], request: LaunchRequest, deadline: float | None) -> Any:
+        """What waits for the handle's pod or job in the triggerer, from plain values only (no
+        secret: the connection by its id). `deadline` (epoch seconds): the task's execution_timeout."""
+        from domainllm_operators.triggers import KubernetesStageTrigger
+
+        return KubernetesStageTrigger(handle=handle, connection=self.k8s.connection, nodes=request.resources.nodes,
+                                      poll_interval_s=self.k8s.poll_interval_s, limits=asdict(WaitLimits.of(self.k8s)),
+                                      since=time.time(), deadline=deadline, grace_period_s=int(request.grace_period_s))  # fmt: skip
+
+    def finish(self, handle: dict[str, Any], event: dict[str, Any], log: logging.Logger, duration_s: float,
+               grace_s: int = 30) -> LaunchResult:  # fmt: skip
+        """After the trigger's event, in the resumed task (any worker, maybe a fresh process): the
+        verdict, the container's log, the clean-up, as `launch` ends."""
+        kind, name = handle["kind"], handle["name"]
+        with self._lock:
+            self._current, self._grace = (kind, name), grace_s
+        api = self.api
+        status = event.get("status")
+        abandon = False
+        if status == "ended":
+            failure = self._ended(api, kind, name, log)
+        elif status == "not_started":
+            failure = Failure(**event["failure"])
+        elif status == "gone":
+            failure = Failure("Deleted", f"{kind} {name} was deleted while the task waited for it (not by this task: a "
+                                         f"person, or a controller); a retry starts it again", True)  # fmt: skip
+        elif status == "timeout":
+            failure, abandon = Failure("Timeout", f"{kind} {name} still ran at the task's execution_timeout", True), True
+        else:  # the triggerer could not watch it: nothing would follow it, and nothing must run on unwatched
+            failure = Failure("WatchFailed", f"the triggerer could not watch {kind} {name}: {event.get('message', status)} "
+                                             f"(its access to the Kubernetes API: connection, service account, RBAC)", False)
+            abandon = True
+        self._cleanup(api, kind, name, failure, log, abandon=abandon)
+        return self._result(kind, name, failure, duration_s, handle.get("attempt_id"), log)
+
+    def _ended(self, api: _Api, kind: str, name: str, log: logging.Logger) -> Failure | None:
+        """The end state of what ran, its (rank 0's) log in the task log; failed ranks' tails."""
+        from kubernetes.client.exceptions import ApiException
+
+        gone = Failure("Deleted", f"{kind} {name} ended but was deleted before the task read its result; a retry "
+                                  f"starts it again", True)  # fmt: skip
+        try:
+            if kind == "pod":
+                state = pod_state(api.read_pod(name))
+                self._print_log(api, name, log)
+                return state.failure if state.phase == "failed" else None
+            job = api.read_job(name)
+            pods = api.list_pods(f"{JOB_NAME_LABEL}={name}")
+        except ApiException as exc:
+            if exc.status == 404:
+                return gone
+            raise
+        rank0 = next((p for p in pods if (p["metadata"].get("annotations") or {}).get(INDEX_ANNOTATION) == "0"), None)
+        if rank0 is not None:
+            self._print_log(api, rank0["metadata"]["name"], log, "rank 0 ")
+        if job_finished(job) == "succeeded":
+            return None
+        self._log_failed_ranks(api, pods, log)
+        return job_failure(job, pods)
+
+    def _print_log(self, api: _Api, pod: str, log: logging.Logger, who: str = "") -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            lines = api.pod_log_tail(pod, RESUMED_LOG_LINES).splitlines()
+        except ApiException as exc:
+            log.warning("the log of %spod %s could not be read: %s %s", who, pod, exc.status, exc.reason)
+            return
+        if len(lines) >= RESUMED_LOG_LINES:
+            log.info("the last %d lines of the %slog of pod %s:", RESUMED_LOG_LINES, who, pod)
+        else:
+            log.info("the %slog of pod %s:", who, pod)
+        for line in lines:
+            log.info("%s", line)
+
+    def _result(self, kind: str, name: str, failure: Failure | None, duration: float, attempt_id: str | None,
+                log: logging.Logger) -> LaunchResult:  # fmt: skip
         code = 0 if failure is None else (failure.exit_code if failure.exit_code not in (None, 0) else -1)
         if failure is None:
             log.info("%s %s succeeded after %.1fs", kind, name, duration)
@@ -216,13 +367,7 @@ class KubernetesLauncher:
             current = self._current
         if current is None:
             return
-        kind, name = current
-        api = self.api
-        if kind == "pod":
-            api.delete_pod(name, self._grace)
-        else:
-            api.delete_job(name, self._grace)
-            api.delete_service(name)
+        delete_launched(self.api, *current, self._grace)
 
     # -- finding or creating ------------------------------------------------------------------------
 
@@ -284,7 +429,7 @@ class KubernetesLauncher:
     # -- one pod ------------------------------------------------------------------------------------
 
     def _run_pod(self, api: _Api, name: str, log: logging.Logger) -> Failure | None:
-        watch = _Watch(self, api, log)
+        watch = _Watch(WaitLimits.of(self.k8s), api, log)
         while True:
             state = pod_state(api.read_pod(name))
             watch.events(name)
@@ -295,16 +440,16 @@ class KubernetesLauncher:
                 return failure
             if self._killed.is_set():
                 return None
-            watch.sleep()
+            self._sleep()
         if state.phase == "running":
             self._follow(api, name, log)
-        state = watch.until_done(lambda: pod_state(api.read_pod(name)))
+        state = self._until_done(lambda: pod_state(api.read_pod(name)))
         return state.failure if state.phase == "failed" else None
 
     # -- a multi-node job ---------------------------------------------------------------------------
 
     def _run_job(self, api: _Api, request: LaunchRequest, name: str, log: logging.Logger) -> Failure | None:
-        watch = _Watch(self, api, log)
+        watch = _Watch(WaitLimits.of(self.k8s), api, log)
         selector = f"{JOB_NAME_LABEL}={name}"
         nodes = request.resources.nodes
         while True:
@@ -317,26 +462,17 @@ class KubernetesLauncher:
                 break
             if len(states) == nodes and all(s.phase == "running" for s in states):
                 break
-            if job_suspended(job):
-                watch.note(f"job {name} is suspended, waiting for admission (Kueue queue "
-                           f"{self.k8s.training.queue or '?'})")  # fmt: skip
-                watch.restart_clock()
-            else:
-                pending = [s for s in states if s.phase == "pending"]
-                if len(states) < nodes and not pending:
-                    pending = [PodState("pending", waiting=f"job {name}: {len(states)} of {nodes} pods created")]
-                for s in pending:
-                    failure = watch.pending(s)
-                    if failure is not None:
-                        return Failure(failure.reason, f"job {name}: {failure.message}", failure.retryable, failure.exit_code)
+            failure = watch.job_pending(job, states, nodes)
+            if failure is not None:
+                return failure
             if self._killed.is_set():
                 return None
-            watch.sleep()
+            self._sleep()
         rank0 = next((p for p in pods if (p["metadata"].get("annotations") or {}).get(INDEX_ANNOTATION) == "0"), None)
         if rank0 is not None and pod_state(rank0).phase == "running":
             log.info("following rank 0 (pod %s); %d ranks running", rank0["metadata"]["name"], nodes)
             self._follow(api, rank0["metadata"]["name"], log)
-        job = watch.until_done(lambda: api.read_job(name), done=lambda j: job_finished(j) is not None)
+        job = self._until_done(lambda: api.read_job(name), done=lambda j: job_finished(j) is not None)
         if job_finished(job) == "succeeded":
             return None
         pods = api.list_pods(selector)
@@ -358,7 +494,19 @@ class KubernetesLauncher:
             log.error("last %d log lines of rank %s (pod %s):\n%s", FAILED_RANK_LOG_LINES, rank, pod["metadata"]["name"],
                       tail.rstrip())  # fmt: skip
 
-    # -- logs and cleanup ---------------------------------------------------------------------------
+    # -- waiting, logs and cleanup ------------------------------------------------------------------
+
+    def _sleep(self) -> None:
+        self._killed.wait(self.k8s.poll_interval_s)
+
+    def _until_done(self, read: Any, done: Any = None) -> Any:
+        """Polls `read()` until `done(obj)` (default: a pod state that ended) or a kill."""
+        done = done or (lambda s: s.phase in ("succeeded", "failed"))
+        while True:
+            obj = read()
+            if done(obj) or self._killed.is_set():
+                return obj
+            self._sleep()
 
     def _follow(self, api: _Api, name: str, log: logging.Logger) -> None:
         """Streams the container's log into the task log until it ends (the provider's
@@ -379,38 +527,35 @@ class KubernetesLauncher:
     def _cleanup(self, api: _Api, kind: str, name: str, failure: Failure | None, log: logging.Logger,
                  abandon: bool = False) -> None:  # fmt: skip
         policy = self.k8s.cleanup
-        never_ran = failure is not None and failure.reason in ("Unschedulable", "ImagePull", "Config", "StartTimeout")
+        never_ran = failure is not None and failure.reason in NEVER_RAN
         delete = abandon or never_ran or policy == "delete" or (policy == "delete_succeeded" and failure is None)
         if delete:
             log.info("deleting %s %s", kind, name)
-            if kind == "pod":
-                api.delete_pod(name, 0)
-            else:
-                api.delete_job(name, 0)
-                api.delete_service(name)
+            delete_launched(api, kind, name, 0)
         else:
             log.info("keeping %s %s (runtime.kubernetes.cleanup: %s)", kind, name, policy)
             (api.label_pod if kind == "pod" else api.label_job)(name, {LABEL_CHECKED: "true"})
 
 
 class _Watch:
-    """Waiting on pending pods: progress in the log, events once each, and the two timeouts."""
+    """Waiting on pending pods: progress in the log, events once each, and the timeouts: not
+    scheduled after `schedule_timeout_s`, not started `startup_timeout_s` after scheduling (both
+    on this watch's clock: a restarted watch waits them anew, never less), not admitted after
+    `admission_timeout_s` (on the job's own `Suspended` condition when it has one, else since
+    `since`, epoch seconds, or this watch's start)."""
 
-    def __init__(self, launcher: KubernetesLauncher, api: _Api, log: logging.Logger) -> None:
-        self.launcher = launcher
-        self.k8s = launcher.k8s
+    def __init__(self, limits: WaitLimits, api: _Api, log: logging.Logger, since: float | None = None) -> None:
+        self.limits = limits
         self.api = api
         self.log = log
         self.t0 = time.monotonic()
         self.scheduled_at: float | None = None
+        self.suspended_at = since
         self.last_note = ""
         self.seen_events: set[str] = set()
 
     def restart_clock(self) -> None:
         self.t0 = time.monotonic()
-
-    def sleep(self) -> None:
-        self.launcher._killed.wait(self.k8s.poll_interval_s)
 
     def note(self, text: str) -> None:
         if text != self.last_note:
@@ -434,26 +579,51 @@ class _Watch:
 
     def pending(self, state: PodState) -> Failure | None:
         """None while waiting can still help, else why it cannot."""
+        limits = self.limits
         if state.failure is not None:
             return state.failure
         self.note(state.waiting)
         if not state.scheduled:
-            if time.monotonic() - self.t0 > self.k8s.schedule_timeout_s:
-                return Failure("Unschedulable", f"{state.waiting} (still after {self.k8s.schedule_timeout_s:g}s, "
+            if time.monotonic() - self.t0 > limits.schedule_timeout_s:
+                return Failure("Unschedulable", f"{state.waiting} (still after {limits.schedule_timeout_s:g}s, "
                                                 f"runtime.kubernetes.schedule_timeout_s)", True)  # fmt: skip
             return None
         if self.scheduled_at is None:
             self.scheduled_at = time.monotonic()
-        if time.monotonic() - self.scheduled_at > self.k8s.startup_timeout_s:
-            return Failure("StartTimeout", f"{state.waiting}: not started after {self.k8s.startup_timeout_s:g}s "
+        if time.monotonic() - self.scheduled_at > limits.startup_timeout_s:
+            return Failure("StartTimeout", f"{state.waiting}: not started after {limits.startup_timeout_s:g}s "
                                            f"(runtime.kubernetes.startup_timeout_s)", True)  # fmt: skip
         return None
 
-    def until_done(self, read: Any, done: Any = None) -> Any:
-        """Polls `read()` until `done(obj)` (default: a pod state that ended)."""
-        done = done or (lambda s: s.phase in ("succeeded", "failed"))
-        while True:
-            obj = read()
-            if done(obj) or self.launcher._killed.is_set():
-                return obj
-            self.sleep()
+    def job_pending(self, job: dict[str, Any], states: list[PodState], nodes: int) -> Failure | None:
+        """A job not running on every node yet: None while waiting can still help."""
+        name = (job.get("metadata") or {}).get("name", "?")
+        if job_suspended(job):
+            return self.admission(job)
+        pending = [s for s in states if s.phase == "pending"]
+        if len(states) < nodes and not pending:
+            pending = [PodState("pending", waiting=f"job {name}: {len(states)} of {nodes} pods created")]
+        for s in pending:
+            failure = self.pending(s)
+            if failure is not None:
+                return Failure(failure.reason, f"job {name}: {failure.message}", failure.retryable, failure.exit_code)
+        return None
+
+    def admission(self, job: dict[str, Any]) -> Failure | None:
+        """A suspended job (Kueue has not admitted it): None until its admission deadline."""
+        name = (job.get("metadata") or {}).get("name", "?")
+        queue, limit = self.limits.queue or "?", self.limits.admission_timeout_s
+        self.note(f"job {name} is suspended, waiting for admission (Kueue queue {queue})")
+        self.restart_clock()  # the schedule timeout counts from the admission
+        since = suspended_since(job)
+        if since is None:
+            self.suspended_at = self.suspended_at or time.time()
+            since = self.suspended_at
+        waited = time.time() - since
+        if waited <= limit:
+            return None
+        return Failure("AdmissionTimeout", f"job {name} was not admitted by Kueue queue {queue} within {limit:g}s "
+                                           f"(runtime.kubernetes.training.admission_timeout_s; suspended for {waited:.0f}s): "
+                                           f"its ClusterQueue has no free quota for the whole gang, or is stopped (kubectl "
+                                           f"get workloads, kubectl describe clusterqueue); the suspended job is deleted "
+                                           f"and a retry queues a new one", True)  # fmt: skip

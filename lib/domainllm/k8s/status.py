@@ -5,6 +5,7 @@ API server sends them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -170,6 +171,19 @@ def job_finished(job: dict[str, Any]) -> str | None:
 
 def job_suspended(job: dict[str, Any]) -> bool:
     return bool((job.get("spec") or {}).get("suspend"))
+
+
+def suspended_since(job: dict[str, Any]) -> float | None:
+    """When a suspended job was suspended (its `Suspended` condition, epoch seconds), so a
+    wait for admission keeps the job's own clock across restarts; None without the condition."""
+    cond = _conditions(job).get("Suspended") or {}
+    stamp = cond.get("lastTransitionTime")
+    if cond.get("status") != "True" or not stamp:
+        return None
+    try:
+        return dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def job_failure(job: dict[str, Any], pods: list[dict[str, Any]], container: str = "base") -> Failure:

@@ -3,8 +3,8 @@ the provider's PodManager call (pods, logs with chunked follow, events, jobs, se
 custom objects), objects stored as the API's JSON, and a scripted "kubelet" per pod that
 plays a scenario: scheduled or not, image pulled or not, running with log lines, exiting,
 OOMKilled, evicted, preempted. A small Job controller makes an Indexed Job's pods and fails
-the whole job when one fails (backoffLimit 0). No cluster runs here: this is the HTTP
-boundary the real API server answers at."""
+the whole job when one fails (backoffLimit 0); a suspended Job waits until `admit` (Kueue)
+resumes it. No cluster runs here: this is the HTTP boundary the real API server answers at."""
 
 from __future__ import annotations
 
@@ -217,19 +217,38 @@ class FakeCluster:
         with self.changed:
             meta.update(namespace=self.ns, uid=uuid.uuid4().hex, creationTimestamp=now(), resourceVersion="1")
             job["status"] = {"active": 0}
+            if job["spec"].get("suspend"):  # as the Job controller marks it (Kueue admits it later)
+                job["status"]["conditions"] = [{"type": "Suspended", "status": "True", "reason": "JobSuspended",
+                                                "message": "Job suspended", "lastTransitionTime": now()}]  # fmt: skip
             self.jobs[meta["name"]] = job
             self.created.append(("job", meta["name"]))
         if not job["spec"].get("suspend"):
-            for i in range(job["spec"]["completions"]):
-                template = copy.deepcopy(job["spec"]["template"])
-                tmeta = template["metadata"]
-                tmeta["name"] = f"{meta['name']}-{i}-{uuid.uuid4().hex[:5]}"
-                tmeta.setdefault("labels", {}).update({"batch.kubernetes.io/job-name": meta["name"], "job-name": meta["name"],
-                                                       "batch.kubernetes.io/job-completion-index": str(i)})  # fmt: skip
-                tmeta.setdefault("annotations", {})["batch.kubernetes.io/job-completion-index"] = str(i)
-                template["spec"]["hostname"] = f"{meta['name']}-{i}"
-                self.create_pod({"apiVersion": "v1", "kind": "Pod", **template})
+            self._job_pods(job)
         return job
+
+    def _job_pods(self, job: dict[str, Any]) -> None:
+        name = job["metadata"]["name"]
+        for i in range(job["spec"]["completions"]):
+            template = copy.deepcopy(job["spec"]["template"])
+            tmeta = template["metadata"]
+            tmeta["name"] = f"{name}-{i}-{uuid.uuid4().hex[:5]}"
+            tmeta.setdefault("labels", {}).update({"batch.kubernetes.io/job-name": name, "job-name": name,
+                                                   "batch.kubernetes.io/job-completion-index": str(i)})  # fmt: skip
+            tmeta.setdefault("annotations", {})["batch.kubernetes.io/job-completion-index"] = str(i)
+            template["spec"]["hostname"] = f"{name}-{i}"
+            self.create_pod({"apiVersion": "v1", "kind": "Pod", **template})
+
+    def admit(self, name: str) -> None:
+        """Kueue admits a suspended job: it is resumed, and the Job controller makes its pods."""
+        with self.changed:
+            job = self.jobs[name]
+            assert job["spec"].get("suspend"), f"job {name} is not suspended"
+            job["spec"]["suspend"] = False
+            job["status"]["conditions"] = [c for c in job["status"].get("conditions", []) if c["type"] != "Suspended"] + [
+                {"type": "Suspended", "status": "False", "reason": "JobResumed", "message": "Job resumed",
+                 "lastTransitionTime": now()}]  # fmt: skip
+            self.changed.notify_all()
+        self._job_pods(job)
 
     def delete_job(self, name: str, query: dict[str, list[str]]) -> dict[str, Any] | None:
         with self.changed:
@@ -256,7 +275,7 @@ class FakeCluster:
                 pods = [p for p in self.pods.values() if p["metadata"]["labels"].get("batch.kubernetes.io/job-name") == name]
                 phases = [p["status"].get("phase") for p in pods]
                 conds = job["status"].setdefault("conditions", [])
-                if any(c["status"] == "True" for c in conds):
+                if any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conds):
                     continue
                 if "Failed" in phases:
                     conds.append({"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",

@@ -357,6 +357,38 @@ def test_a_volcano_gang_gets_its_pod_group_with_the_job(log) -> None:
     assert ("podgroups", handles[0]["name"]) in cluster.created and not cluster.custom  # gone with its Job
 
 
+def _admitted_after(delay: float):
+    """A `before` for _run: Kueue admits the job `delay` seconds after it is created."""
+
+    def before(cluster: FakeCluster) -> None:
+        def kueue() -> None:
+            while not cluster.jobs:
+                time.sleep(0.02)
+            time.sleep(delay)
+            assert not cluster.pods  # a suspended job runs nothing
+            cluster.admit(next(iter(cluster.jobs)))
+
+        threading.Thread(target=kueue, daemon=True).start()
+
+    return before
+
+
+def test_a_kueue_job_waits_suspended_until_it_is_admitted(log) -> None:
+    kueue = K8S.model_copy(update={"training": TrainingJobs(gang="kueue", queue="gpu-training")})
+    # longer in the queue than schedule_timeout_s: that clock starts at the admission
+    cluster, result, handles = _run(rank_runs, _request(nodes=2), log, k8s=kueue, before=_admitted_after(2.0))
+    assert result.exit_code == 0, result.failure
+    assert f"job {handles[0]['name']} is suspended, waiting for admission (Kueue queue gpu-training)" in log[1].lines
+
+
+def test_a_kueue_job_not_admitted_in_time_fails_retryably_and_is_deleted(log) -> None:
+    kueue = K8S.model_copy(update={"training": TrainingJobs(gang="kueue", queue="gpu-training", admission_timeout_s=1)})
+    cluster, result, handles = _run(rank_runs, _request(nodes=2), log, k8s=kueue)
+    f = result.failure
+    assert f.reason == "AdmissionTimeout" and f.retryable and "not admitted by Kueue queue gpu-training within 1s" in f.message
+    assert handles[0]["name"] not in cluster.jobs and not cluster.pods and not cluster.services
+
+
 def test_the_launcher_needs_exactly_the_rbac_it_is_granted(log) -> None:
     """Replays the scenarios that make every kind of call and compares the calls with the
     rules the deploy grants (`domainllm.k8s.rbac`): none missing, none unused."""
