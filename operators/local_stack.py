@@ -1,6 +1,6 @@
 """The embedded Airflow stack on one machine: SQLite, LocalExecutor, SimpleAuthManager.
 
-`python -m domainllm_operators.local_stack up`    start api-server + scheduler + dag-processor
+`python -m domainllm_operators.local_stack up`    start api-server + scheduler + dag-processor + triggerer
 `python -m domainllm_operators.local_stack demo`  start, trigger domain_llm, follow it (then, with
     --synopses, one flywheel cycle: demo traffic -> data_flywheel -> the training round it triggers), stop
 `python -m domainllm_operators.local_stack dags-test --spec S`  `airflow dags test` in-process, same settings
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import secrets
@@ -142,6 +143,15 @@ def airflow_env(airflow_home: Path, api_port: int) -> dict[str, str]:
     return env
 
 
+def _beat_after(status: dict[str, Any], key: str, since: float) -> bool:
+    """Healthy, with a heartbeat after `since` (epoch seconds)."""
+    beat = status.get(f"latest_{key}_heartbeat")
+    if status.get("status") != "healthy" or not beat:
+        return False
+    stamp = datetime.datetime.fromisoformat(beat)
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=datetime.UTC)).timestamp() >= since
+
+
 class LocalStack:
     def __init__(self, api_port: int | None = None) -> None:
         self.airflow_home = home() / "airflow"
@@ -158,31 +168,46 @@ class LocalStack:
     def _airflow(self) -> list[str]:
         return [sys.executable, "-m", "airflow"]
 
-    def start(self, timeout: float = 120) -> None:
-        subprocess.run([*self._airflow(), "db", "migrate"], env=self.env, check=True, capture_output=True)
+    def components(self) -> dict[str, list[str]]:
+        """Airflow's processes by name, each with its command line. The triggerer runs what
+        deferred tasks wait on (a stage's pod or job on the Kubernetes launcher)."""
+        return {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port)], "scheduler": ["scheduler"],
+                "dag-processor": ["dag-processor"], "triggerer": ["triggerer"]}  # fmt: skip
+
+    def start(self, timeout: float = 120, only: tuple[str, ...] | None = None) -> None:
+        """Starts Airflow (or `only` the named components, e.g. after `stop(only=...)`) and
+        waits until the scheduler and triggerer it started report a heartbeat."""
+        names = tuple(self.components()) if only is None else only
+        unknown = sorted(set(names) - set(self.components()))
+        if unknown:
+            raise ValueError(f"unknown Airflow components {unknown}; known: {sorted(self.components())}")
+        if only is None:
+            subprocess.run([*self._airflow(), "db", "migrate"], env=self.env, check=True, capture_output=True)
         logs = self.airflow_home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        for name, args in (
-            ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.port)]),
-            ("scheduler", ["scheduler"]),
-            ("dag-processor", ["dag-processor"]),
-        ):
+        since = time.time()
+        for name in names:
+            if name in self.procs:
+                raise RuntimeError(f"airflow {name} is running already; stop it first")
             out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
             self.procs[name] = subprocess.Popen(
-                [*self._airflow(), *args], env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                [*self._airflow(), *self.components()[name]], env=self.env, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
+        # A restarted component is up once it beats (the health check alone still shows the old one's beat)
+        beating = {"scheduler": "scheduler", "triggerer": "triggerer"}
+        waits = [key for name, key in beating.items() if name in names]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
             try:
                 health = self.get("/api/v2/monitor/health", auth=False)
-                if health.get("scheduler", {}).get("status") == "healthy":
+                if all(_beat_after(health.get(key) or {}, key, since) for key in waits):
                     return
             except (urllib.error.URLError, ConnectionError, OSError):
                 pass
-            time.sleep(1)
-        raise TimeoutError(f"Airflow did not become healthy within {timeout:.0f}s; logs in {logs}")
+            time.sleep(0.5)
+        raise TimeoutError(f"Airflow ({', '.join(names)}) did not become healthy within {timeout:.0f}s; logs in {logs}")
 
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -197,7 +222,8 @@ class LocalStack:
         processes they launched (in sessions of their own). SIGTERM goes to the groups in
         Airflow's sessions (a task process passes it on to its stage through `on_kill`, as
         when a task is killed); SIGKILL to every group left after `grace` (the scheduler can
-        hang waiting for workers)."""
+        hang waiting for workers). `start(only=...)` starts stopped components again: a
+        restart, e.g. of the scheduler and the triggerer while tasks are deferred."""
         procs = {name: proc for name, proc in self.procs.items() if only is None or name in only}
         leaders = {proc.pid for proc in procs.values()}
         tree = _tree_groups(leaders)
@@ -323,7 +349,7 @@ def _demo(args: argparse.Namespace) -> int:
         ignore_stop_signals()
         # the scheduler first (and the tasks under it): else it can write a run it holds back
         # as running after the API marked it failed; the API server stays up to mark them
-        stack.stop(only=("scheduler", "dag-processor"))
+        stack.stop(only=("scheduler", "dag-processor", "triggerer"))
         failed_runs = fail_unfinished_runs(stack)
     finally:
         ignore_stop_signals()

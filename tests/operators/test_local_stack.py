@@ -143,6 +143,14 @@ def test_stop_kills_every_group_and_session_under_the_stack(home: Path, ours: Ou
     assert not ours.left_behind(), "a process of the stack outlived stop()"
 
 
+def test_only_known_components_start_and_the_triggerer_is_one(home: Path) -> None:
+    stack = LocalStack()
+    assert set(stack.components()) == {"api-server", "scheduler", "dag-processor", "triggerer"}
+    with pytest.raises(ValueError, match=r"unknown Airflow components \['trigger'\]; known: .*'triggerer'"):
+        stack.start(only=("trigger",))
+    assert not stack.procs
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda sig: sig.name)
 def test_stop_signals_raise_stopped_once(sig: signal.Signals) -> None:
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
