@@ -180,7 +180,10 @@ class StageOperator(_LaunchingOperator):
         """As Airflow resumes; when the trigger itself failed (it raised, or the triggerer could
         not load it), says what became of the pod or job before Airflow fails the task."""
         if next_method == TRIGGER_FAIL_REPR:
-            handle = context["ti"].xcom_pull(task_ids=self.task_id, key="handle", map_indexes=context["ti"].map_index)
+            try:
+                handle = context["ti"].xcom_pull(task_ids=self.task_id, key="handle", map_indexes=context["ti"].map_index)
+            except Exception:  # what is said here must not hide the trigger's failure
+                handle = None
             if isinstance(handle, dict) and handle.get("launcher") == "kubernetes":
                 self.log.error("the trigger waiting for %s %s failed; it is left running (never deleted on a guess): a "
                                "retry reattaches to it, or delete it: kubectl -n %s delete %s %s", handle["kind"],

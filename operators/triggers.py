@@ -19,7 +19,10 @@ the `failure`), `gone` (deleted by someone else), `timeout` (the task's executio
 
 Restarts: the kwargs are everything (plain values, no secret: the connection by its id), so a
 restarted triggerer re-creates the trigger and reads the state afresh. An API that is down
-(429/5xx/no connection, past `_Api`'s retries) never ends the wait: the next poll tries again.
+(429/5xx/no connection, past `_Api`'s retries) never ends the wait: the next poll tries again;
+a client that cannot be made (the Airflow connection unreadable while Airflow's API server
+restarts) is waited for `CONNECT_GRACE_S`. A job Kueue suspends again (preemption) is waited
+for again, admission deadline included.
 A stopped task (Airflow 3.3 calls `on_kill` when a person marks the deferred task failed or
 success, or clears it) deletes the pod or job; `cleanup`, which runs on every exit of the
 trigger, triggerer restarts included, only closes the client.
@@ -36,7 +39,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from domainllm.k8s.jobs import JOB_NAME_LABEL
-from domainllm.k8s.status import job_finished, pod_state
+from domainllm.k8s.status import job_finished, job_suspended, pod_state
 from domainllm_operators.launchers.kubernetes import (
     WaitLimits,
     _Api,
@@ -49,6 +52,13 @@ from domainllm_operators.launchers.kubernetes import (
 AUTH_RETRIES = 3
 """Polls in a row answered 401 (each with a fresh client, which rereads expiring credentials)
 before the trigger gives up."""
+CONNECT_GRACE_S = 300.0
+"""How long the client may fail to be made (the Airflow connection unreadable while Airflow's
+API server restarts, a kubeconfig not there yet) before the trigger gives up."""
+
+
+class _NoClient(Exception):
+    """The API client could not be made: the connection or the credentials could not be read."""
 
 
 class KubernetesStageTrigger(BaseTrigger):
@@ -78,6 +88,7 @@ class KubernetesStageTrigger(BaseTrigger):
         self._fired = False
         self._auth_failures = 0
         self._down_since: float | None = None
+        self._no_client_since: float | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", {
@@ -107,6 +118,13 @@ class KubernetesStageTrigger(BaseTrigger):
 
         try:
             event = await asyncio.to_thread(self._poll)
+        except _NoClient as exc:
+            self._no_client_since = self._no_client_since or time.time()
+            if time.time() - self._no_client_since < CONNECT_GRACE_S:
+                self.log.warning("no client for the Kubernetes API yet (%s); still waiting, %s %s is left alone", exc,
+                                 self.kind, self.name)  # fmt: skip
+                return None
+            return {"status": "error", "message": f"no client for the Kubernetes API for {CONNECT_GRACE_S:g}s: {exc}"[:500]}
         except Exception as exc:
             if transient(exc):  # past _Api's retries: still nothing to act on; the next poll tries again
                 self._down_since = self._down_since or time.time()
@@ -120,13 +138,18 @@ class KubernetesStageTrigger(BaseTrigger):
                 return None
             what = f"HTTP {exc.status} {exc.reason}" if isinstance(exc, ApiException) else f"{type(exc).__name__}: {exc}"
             return {"status": "error", "message": what[:500]}
-        self._down_since = None
+        self._down_since = self._no_client_since = None
         self._auth_failures = 0
         return event
 
     def _client(self) -> _Api:
         if self._api is None:
-            self._api = _Api(hook(self.connection), self.namespace)
+            try:
+                api = _Api(hook(self.connection), self.namespace)
+                api.hook.api_client  # noqa: B018 - the connection and the credentials, read now
+            except Exception as exc:
+                raise _NoClient(f"{type(exc).__name__}: {exc}") from exc
+            self._api = api
             if self._watch is None:
                 self._watch = _Watch(self.limits, self._api, self.log, since=self.since)
             self._watch.api = self._api  # a new client (after a 401) keeps the clocks and the events seen
@@ -163,7 +186,10 @@ class KubernetesStageTrigger(BaseTrigger):
         if job_finished(job):
             return {"status": "ended"}
         if self._started:
-            return None
+            if not job_suspended(job):
+                return None
+            self._started = False  # its pods are gone: back to waiting for its admission and start
+            self.log.warning("job %s was suspended again (preempted by Kueue?); waiting for its admission again", self.name)
         assert self._watch is not None
         pods = api.list_pods(f"{JOB_NAME_LABEL}={self.name}")
         states = [pod_state(p) for p in pods]
@@ -216,5 +242,5 @@ class KubernetesStageTrigger(BaseTrigger):
     async def cleanup(self) -> None:
         """Every exit (an event, a timeout, a triggerer restart): local resources only."""
         api, self._api = self._api, None
-        if api is not None:
+        if api is not None and "api_client" in vars(api.hook):  # made (a cached property): close it, never make one
             api.hook.api_client.close()

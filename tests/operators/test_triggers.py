@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -24,7 +25,7 @@ from domainllm_operators.launchers import kubernetes as launcher_module
 from domainllm_operators.launchers.kubernetes import KubernetesLauncher
 from domainllm_operators.triggers import KubernetesStageTrigger
 from tests.operators.conftest import CONNECTION
-from tests.operators.launchers.fake_k8s import FakeCluster, rbac_request
+from tests.operators.launchers.fake_k8s import FakeCluster, now, rbac_request
 from tests.operators.launchers.test_kubernetes import (
     K8S,
     _rank,
@@ -220,6 +221,64 @@ def test_a_restarted_triggerer_picks_the_wait_up_from_the_kwargs(fake_cluster) -
     assert handle["name"] in cluster.pods and not cluster.deleted
     event = _event(KubernetesStageTrigger(**json.loads(stored)), during=lambda: (time.sleep(0.3), release.set()))
     assert event["status"] == "ended" and event["handle"] == handle
+
+
+def test_a_connection_that_cannot_be_read_yet_is_waited_for_then_given_up(fake_cluster, monkeypatch, capfd) -> None:
+    """The Airflow connection is unreadable for a while (Airflow's API server restarting): the
+    trigger waits for it, and gives up only after CONNECT_GRACE_S."""
+    from domainllm_operators import triggers
+
+    fake_cluster(succeeds)
+    _, _, trigger = _defer(_request())
+    stored = json.dumps(trigger.serialize()[1])
+    conn = os.environ.pop(f"AIRFLOW_CONN_{CONNECTION.upper()}")
+
+    def back() -> None:
+        time.sleep(0.5)
+        os.environ[f"AIRFLOW_CONN_{CONNECTION.upper()}"] = conn
+
+    assert _event(trigger, during=back)["status"] == "ended"
+    assert "no client for the Kubernetes API yet" in _log(capfd)
+    monkeypatch.delenv(f"AIRFLOW_CONN_{CONNECTION.upper()}")
+    monkeypatch.setattr(triggers, "CONNECT_GRACE_S", 0.5)
+    event = _event(KubernetesStageTrigger(**json.loads(stored)))
+    assert event["status"] == "error" and "no client for the Kubernetes API for 0.5s" in event["message"]
+    assert CONNECTION in event["message"]  # which connection it could not read
+
+
+def test_a_job_suspended_again_waits_for_its_admission_again(fake_cluster, capfd) -> None:
+    """Kueue preempts a running job (suspends it: its pods go) and admits it again later."""
+    runs: dict[int, int] = {}
+
+    def second_time_lucky(cluster: FakeCluster, name: str) -> None:
+        rank = _rank(cluster.pods[name])
+        runs[rank] = runs.get(rank, 0) + 1
+        if runs[rank] == 1:
+            works_until_deleted(cluster, name)
+        else:
+            rank_runs(cluster, name)
+
+    cluster = fake_cluster(second_time_lucky)
+    _, handle, trigger = _defer(_request(nodes=2), KUEUE)
+    job = handle["name"]
+
+    def kueue() -> None:
+        time.sleep(0.3)
+        cluster.admit(job)
+        time.sleep(1.0)  # both ranks run
+        with cluster.changed:  # preempted: Kueue suspends it, the Job controller removes its pods (not failures)
+            cluster.jobs[job]["spec"]["suspend"] = True
+            cluster.jobs[job]["status"]["conditions"] = [{"type": "Suspended", "status": "True", "reason": "JobSuspended",
+                                                          "lastTransitionTime": now()}]  # fmt: skip
+            cluster.pods.clear()
+            cluster.changed.notify_all()
+        time.sleep(1.0)
+        cluster.admit(job)
+
+    event = _event(trigger, during=kueue)
+    assert event["status"] == "ended" and runs == {0: 2, 1: 2}
+    assert "Complete" in str(cluster.jobs[job]["status"]["conditions"])
+    assert f"job {job} was suspended again (preempted by Kueue?)" in _log(capfd)
 
 
 def test_a_pod_deleted_behind_the_tasks_back_is_gone(fake_cluster) -> None:
