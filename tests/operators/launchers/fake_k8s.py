@@ -138,7 +138,7 @@ class FakeCluster:
 
     def _container_status(self, pod: dict[str, Any], state: dict[str, Any]) -> None:
         image = pod["spec"]["containers"][0]["image"]
-        pod["status"]["containerStatuses"] = [{"name": "base", "image": image, "imageID": "", "ready": "running" in state,
+        pod["status"]["containerStatuses"] = [{"name": pod["spec"]["containers"][0].get("name", "base"), "image": image, "imageID": "", "ready": "running" in state,
                                                "restartCount": 0, "state": state}]  # fmt: skip
 
     def waiting(self, name: str, reason: str, message: str) -> None:
