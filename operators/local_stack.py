@@ -175,8 +175,9 @@ class LocalStack:
                 "dag-processor": ["dag-processor"], "triggerer": ["triggerer"]}  # fmt: skip
 
     def start(self, timeout: float = 120, only: tuple[str, ...] | None = None) -> None:
-        """Starts Airflow (or `only` the named components, e.g. after `stop(only=...)`) and
-        waits until the scheduler and triggerer it started report a heartbeat."""
+        """Starts Airflow and waits for the scheduler's heartbeat (the triggerer's is not waited
+        for: a deferred task waits in the database until it runs), or `only` the named components
+        (after `stop(only=...)`) and waits until the scheduler or triggerer among them beats."""
         names = tuple(self.components()) if only is None else only
         unknown = sorted(set(names) - set(self.components()))
         if unknown:
@@ -195,8 +196,7 @@ class LocalStack:
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         # A restarted component is up once it beats (the health check alone still shows the old one's beat)
-        beating = {"scheduler": "scheduler", "triggerer": "triggerer"}
-        waits = [key for name, key in beating.items() if name in names]
+        waits = ["scheduler"] if only is None else [name for name in ("scheduler", "triggerer") if name in names]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()

@@ -62,6 +62,8 @@ class _NoClient(Exception):
 
 
 class KubernetesStageTrigger(BaseTrigger):
+    """Waits in the triggerer for the pod or job of a deferred StageOperator (its `handle`)."""
+
     def __init__(self, *, handle: dict[str, Any], connection: str | None = None, nodes: int = 1, poll_interval_s: float = 2.0,
                  limits: dict[str, Any], since: float, deadline: float | None = None, grace_period_s: int = 30) -> None:  # fmt: skip
         super().__init__()
@@ -92,8 +94,8 @@ class KubernetesStageTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", {
-            "handle": self.handle, "connection": self.connection, "nodes": self.nodes, "poll_interval_s": self.poll_interval_s, "limits": asdict(self.limits),
-            "since": self.since, "deadline": self.deadline, "grace_period_s": self.grace_period_s}  # fmt: skip
+            "handle": self.handle, "connection": self.connection, "nodes": self.nodes, "poll_interval_s": self.poll_interval_s,
+            "limits": asdict(self.limits), "since": self.since, "deadline": self.deadline, "grace_period_s": self.grace_period_s}  # fmt: skip
 
     # -- waiting ------------------------------------------------------------------------------------
 
