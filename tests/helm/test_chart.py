@@ -268,7 +268,7 @@ def test_every_component_has_its_own_service_account_and_only_airflow_and_the_ro
     assert {name: pod["serviceAccountName"] for name, pod in used.items()} == {
         **{f"airflow-{c}": "domainllm-airflow" for c in ("api", "scheduler", "dag-processor", "triggerer")},
         "mlflow": "domainllm-mlflow", "gateway": "domainllm-gateway"}
-    assert [name for name, pod in used.items() if pod["automountServiceAccountToken"]] == ["airflow-scheduler"]
+    assert [name for name, pod in used.items() if pod["automountServiceAccountToken"]] == ["airflow-scheduler", "airflow-triggerer"]  # tasks launch; the triggerer watches deferred ones
     assert not {"domainllm-gateway", "domainllm-serve", "domainllm-rollout"} & {d["metadata"]["name"] for d in render(VALUE_SETS["defaults"])}
     with pytest.raises(helm.HelmRenderError, match="serviceAccounts: airflow, stage, mlflow, gateway, serve and rollout must be six different names"):
         render(merged(REQUIRED, {"serviceAccounts": {"gateway": "domainllm-stage"}}))

@@ -1,8 +1,9 @@
 """Sample candidate answers per prompt from several model versions (`flywheel.sampling`).
 
-A registry alias whose version is serving locally is asked through its deployment's
-OpenAI-compatible endpoint directly (not through the gateway: these answers are not user
-traffic); any other model is opened with the eval backend (`evals.backend`); an `endpoint`
+A registry alias whose version is serving is asked through its deployment's OpenAI-compatible
+endpoint directly (not through the gateway: these answers are not user traffic): locally the
+supervised server, on Kubernetes the version's in-cluster Service (with the key vLLM requires,
+which the sample pod gets from its Secret); any other model is opened with the eval backend (`evals.backend`); an `endpoint`
 model is any OpenAI-compatible server. The answer the user was served is a candidate too."""
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def resolve(spec: Spec, ref: ModelRef) -> Source | None:
             return None
         deployed = _deployed(spec, registered.version)
         if deployed is not None:
-            return Source(ref.label, registered.version, registered.model_path, deployed.base_url, deployed.served_name)
+            return Source(ref.label, registered.version, registered.model_path, *deployed)
         return Source(ref.label, registered.version, registered.model_path)
     production = by_alias(spec, PRODUCTION)
     if production is None or not production.run_id:
@@ -64,10 +65,36 @@ def resolve(spec: Spec, ref: ModelRef) -> Source | None:
     return Source(ref.label, f"{production.run_id}/{ref.stage}", manifest.info["model_path"])
 
 
-def _deployed(spec: Spec, version: str):
+def _deployed(spec: Spec, version: str) -> tuple[str, str, str | None] | None:
+    """(base URL, served model, env var of its key) of `version`'s deployment when it serves."""
+    if spec.runtime.launcher == "kubernetes":
+        return _deployed_on_cluster(spec, version)
     from domainllm.serve.local import LocalDeployments
 
-    return next((d for d in LocalDeployments(spec.name, spec.serving).all().values() if d.version == version), None)
+    local = next((d for d in LocalDeployments(spec.name, spec.serving).all().values() if d.version == version), None)
+    return (local.base_url, local.served_name, None) if local is not None else None
+
+
+def _deployed_on_cluster(spec: Spec, version: str) -> tuple[str, str, str | None] | None:
+    """The version's Service (named by the rollout after the version), if it answers."""
+    import os
+
+    import httpx
+
+    from domainllm.serve.k8s.deployments import BACKEND_KEY_ENV
+    from domainllm.serve.k8s.objects import base_url, deployment_name
+
+    url = base_url(spec, deployment_name(spec, version))
+    key = os.environ.get(BACKEND_KEY_ENV)
+    try:
+        reply = httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {key}"} if key else {}, timeout=10)
+    except httpx.HTTPError as exc:
+        log.info("version %s: no deployment answers at %s (%s); sampling it with evals.backend", version, url, type(exc).__name__)
+        return None
+    if reply.status_code != 200:
+        log.info("version %s: %s answered HTTP %d; sampling it with evals.backend", version, url, reply.status_code)
+        return None
+    return url, spec.name, BACKEND_KEY_ENV if key else None
 
 
 @contextmanager

@@ -246,7 +246,11 @@ def pod_spec(request: LaunchRequest, target: PodTarget, main: dict[str, Any]) ->
         "containers": [main],
         "volumes": vols,
     }
-    pool = request.node_pool
+    return placed(spec, request.node_pool, k8s)
+
+
+def placed(spec: dict[str, Any], pool, k8s: KubernetesConfig) -> dict[str, Any]:
+    """`spec` (a pod spec) on the node pool's nodes, with the pull secrets and priority class."""
     if pool is not None:
         if pool.node_selector:
             spec["nodeSelector"] = dict(pool.node_selector)

@@ -52,10 +52,10 @@ class RouteStats:
     def quantile_s(self, q: float) -> float | None:
         """The q-quantile of latency, interpolated within its bucket as Prometheus's
         `histogram_quantile` does; the highest finite bound when it falls in the last one."""
-        bounds = self.quantile_bounds(q)
-        if bounds is None:
+        found = self._bucket(q)
+        if found is None:
             return None
-        (lower, upper), (below, count) = bounds, self._counts_at(q)
+        lower, upper, below, count = found
         if math.isinf(upper):
             return lower
         rank = q * self.buckets[-1][1]
@@ -63,22 +63,19 @@ class RouteStats:
 
     def quantile_bounds(self, q: float) -> tuple[float, float] | None:
         """The bucket the q-quantile lies in: (lower, upper) bound in s; all the histogram can tell."""
+        found = self._bucket(q)
+        return None if found is None else (found[0], found[1])
+
+    def _bucket(self, q: float) -> tuple[float, float, float, float] | None:
+        """(lower bound, upper bound, count below, count up to the upper bound) of the q-quantile's bucket."""
         if not self.buckets or self.buckets[-1][1] <= 0:
             return None
-        rank, lower = q * self.buckets[-1][1], 0.0
+        rank, lower, below = q * self.buckets[-1][1], 0.0, 0.0
         for bound, count in self.buckets:
             if count >= rank:
-                return lower, bound
-            lower = bound
-        return lower, math.inf
-
-    def _counts_at(self, q: float) -> tuple[float, float]:
-        rank, below = q * self.buckets[-1][1], 0.0
-        for _, count in self.buckets:
-            if count >= rank:
-                return below, count
-            below = count
-        return below, below
+                return lower, bound, below, count
+            lower, below = bound, count
+        return lower, math.inf, below, below
 
 
 def parse_metrics(text: str) -> dict[str, RouteStats]:

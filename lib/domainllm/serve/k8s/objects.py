@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from domainllm.k8s.names import label_value, object_name
+from domainllm.k8s.pod import placed
 from domainllm.serve.settings import vllm_args, vllm_env
 from domainllm.spec import Spec
 
@@ -53,7 +54,7 @@ def vllm_deployment(spec: Spec, name: str, version: str, model_path: str, track:
     env = [{"name": k, "value": v} for k, v in sorted(vllm_env(cfg).items())]
     env += [{"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": srv.api_key_secret, "key": "api-key"}}},
             {"name": "HOME", "value": "/tmp"}, {"name": "HF_HOME", "value": "/tmp/huggingface"}]  # fmt: skip
-    labels = {**owned_labels(spec), LABEL_VERSION: label_value(version), LABEL_TRACK: track, LABEL_DEPLOYMENT: name}
+    labels = {**{k: label_value(v) for k, v in k8s.labels.items()}, **owned_labels(spec), LABEL_VERSION: label_value(version), LABEL_TRACK: track, LABEL_DEPLOYMENT: name}
     amounts: dict[str, Any] = {"cpu": srv.cpu, "memory": srv.memory}
     pool = spec.runtime.node_pools.get(srv.node_pool) if srv.node_pool else None
     if srv.gpus:
@@ -85,17 +86,7 @@ def vllm_deployment(spec: Spec, name: str, version: str, model_path: str, track:
         "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": k8s.home.claim, "readOnly": True}},
                     {"name": "tmp", "emptyDir": {}}, {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": srv.shm_size}}],
     }  # fmt: skip
-    if pool is not None:
-        if pool.node_selector:
-            pod["nodeSelector"] = dict(pool.node_selector)
-        if pool.tolerations:
-            pod["tolerations"] = [dict(t) for t in pool.tolerations]
-        if pool.affinity:
-            pod["affinity"] = dict(pool.affinity)
-    if k8s.image_pull_secrets:
-        pod["imagePullSecrets"] = [{"name": n} for n in k8s.image_pull_secrets]
-    if k8s.priority_class:
-        pod["priorityClassName"] = k8s.priority_class
+    placed(pod, pool, k8s)
     skips = {f"checkov.io/skip{i}": f"{c}={why}" for i, (c, why) in enumerate(sorted(CHECKOV_SKIPS.items()), 1)}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
