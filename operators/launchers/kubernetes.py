@@ -31,6 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from domainllm.k8s.api import TRANSIENT, retried
 from domainllm.k8s.jobs import INDEX_ANNOTATION, JOB_NAME_LABEL, MULTUS_ANNOTATION, indexed_job
 from domainllm.k8s.names import random_suffix
 from domainllm.k8s.pod import CONTAINER, LABEL_CHECKED, PodTarget, identity_labels, stage_pod
@@ -54,7 +55,6 @@ RESUMED_LOG_LINES = 10_000
 follow a log that has ended; a long training log is in the stage's MLflow run and metrics)."""
 NEVER_RAN = ("Unschedulable", "ImagePull", "Config", "StartTimeout", "AdmissionTimeout")
 """Verdicts of what never started: deleted whatever `cleanup` says (nothing in them to inspect)."""
-TRANSIENT = frozenset({429, 500, 502, 503, 504})
 READ_RETRIES = 6
 BACKOFF_S = 1.0
 """The first retry's wait; doubled each time up to 30 s (a 429's Retry-After wins when longer)."""
@@ -124,27 +124,7 @@ class _Api:
     @staticmethod
     def _retried(call: Any, *args: Any, **kwargs: Any) -> Any:
         """`call(...)`, again after a transient failure (429, 5xx, a dropped connection)."""
-        import urllib3
-        from kubernetes.client.exceptions import ApiException
-
-        delay = BACKOFF_S
-        for attempt in range(READ_RETRIES + 1):
-            try:
-                return call(*args, **kwargs)
-            except ApiException as exc:
-                if exc.status not in TRANSIENT or attempt == READ_RETRIES:
-                    raise
-                after = (exc.headers or {}).get("Retry-After")
-                wait, why = max(delay, float(after) if after and after.isdigit() else 0.0), f"HTTP {exc.status}"
-            except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
-                if attempt == READ_RETRIES:
-                    raise
-                wait, why = delay, type(exc).__name__
-            _log.warning("kubernetes API: %s on %s; retry %d of %d in %.1f s", why, getattr(call, "__name__", "a call"),
-                         attempt + 1, READ_RETRIES, wait)  # fmt: skip
-            time.sleep(wait)
-            delay = min(delay * 2, 30.0)
-        raise AssertionError("unreachable")
+        return retried(call, *args, _retries=READ_RETRIES, _backoff_s=BACKOFF_S, **kwargs)
 
     def list_pods(self, selector: str) -> list[dict[str, Any]]:
         return self._json(self._retried(self.core.list_namespaced_pod, self.ns, label_selector=selector, _preload_content=False))["items"]

@@ -20,26 +20,26 @@ BACKOFF_S = 1.0
 log = logging.getLogger(__name__)
 
 
-def retried(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """`call(...)`, again after a transient failure."""
+def retried(call: Any, *args: Any, _retries: int = RETRIES, _backoff_s: float = BACKOFF_S, **kwargs: Any) -> Any:
+    """`call(...)`, again after a transient failure (the launcher and the rollout share this)."""
     import urllib3
     from kubernetes.client.exceptions import ApiException
 
-    delay = BACKOFF_S
-    for attempt in range(RETRIES + 1):
+    delay = _backoff_s
+    for attempt in range(_retries + 1):
         try:
             return call(*args, **kwargs)
         except ApiException as exc:
-            if exc.status not in TRANSIENT or attempt == RETRIES:
+            if exc.status not in TRANSIENT or attempt == _retries:
                 raise
             after = (exc.headers or {}).get("Retry-After")
             wait, why = max(delay, float(after) if after and after.isdigit() else 0.0), f"HTTP {exc.status}"
         except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
-            if attempt == RETRIES:
+            if attempt == _retries:
                 raise
             wait, why = delay, type(exc).__name__
         log.warning("kubernetes API: %s on %s; retry %d of %d in %.1f s", why, getattr(call, "__name__", "a call"), attempt + 1,
-                    RETRIES, wait)  # fmt: skip
+                    _retries, wait)  # fmt: skip
         time.sleep(wait)
         delay = min(delay * 2, 30.0)
     raise AssertionError("unreachable")
