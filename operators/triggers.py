@@ -61,6 +61,15 @@ class _NoClient(Exception):
     """The API client could not be made: the connection or the credentials could not be read."""
 
 
+MIN_DEFERRAL_S = 10.0
+"""No event sooner than this after the task deferred. Airflow 3.3 fails a deferred task whose
+resumed attempt is already running when the scheduler drains the executor's "success" of the
+attempt that deferred (apache/airflow#72716, #71580; fixes open): seen here with a stage pod
+that ended 5 s after its task deferred, while the deferring worker's supervisor took 5.5 s to
+exit on a loaded 2-core machine. A stage that ends that fast waits a few seconds more; a
+training job never notices."""
+
+
 class KubernetesStageTrigger(BaseTrigger):
     """Waits in the triggerer for the pod or job of a deferred StageOperator (its `handle`)."""
 
@@ -109,6 +118,9 @@ class KubernetesStageTrigger(BaseTrigger):
             else:
                 event = await self._poll_once()
             if event is not None:
+                hold = MIN_DEFERRAL_S - (time.time() - self.since)
+                if hold > 0:  # Airflow 3.3's stale defer-exit race: see MIN_DEFERRAL_S
+                    await asyncio.sleep(hold)
                 self._fired = True
                 self.log.info("%s %s: %s", self.kind, self.name, event["status"])
                 yield TriggerEvent({**event, "handle": self.handle, "since": self.since, "grace_period_s": self.grace_period_s})

@@ -21,6 +21,7 @@ from domainllm.k8s.pod import PodTarget
 from domainllm.k8s.rbac import LAUNCHER_RULES
 from domainllm.launch import LaunchRequest
 from domainllm.spec.kubernetes import KubernetesConfig, TrainingJobs
+from domainllm_operators import triggers as triggers_module
 from domainllm_operators.launchers import kubernetes as launcher_module
 from domainllm_operators.launchers.kubernetes import KubernetesLauncher
 from domainllm_operators.triggers import KubernetesStageTrigger
@@ -39,6 +40,12 @@ from tests.operators.launchers.test_kubernetes import (
 K8S_CONN = K8S.model_copy(update={"connection": CONNECTION})
 KUEUE = K8S_CONN.model_copy(update={"training": TrainingJobs(gang="kueue", queue="gpu-training", admission_timeout_s=30)})
 _log_to = logging.getLogger("test-triggers")
+
+
+@pytest.fixture(autouse=True)
+def no_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The triggers here run alone, not in Airflow: no scheduler race to wait out."""
+    monkeypatch.setattr(triggers_module, "MIN_DEFERRAL_S", 0.0)
 
 
 def _defer(request: LaunchRequest, k8s: KubernetesConfig = K8S_CONN,
@@ -381,3 +388,13 @@ def test_the_trigger_needs_no_rbac_beyond_the_launchers(fake_cluster) -> None:
     assert {("batch", "jobs", "get"), ("", "pods", "list"), ("", "events", "list"), ("batch", "jobs", "delete"),
             ("", "services", "delete")} <= used  # fmt: skip
     assert handle["name"] not in cluster.jobs
+
+
+def test_no_event_sooner_than_the_hold_after_deferring(fake_cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pod that ends at once is reported MIN_DEFERRAL_S after the task deferred, never sooner
+    (Airflow 3.3 fails a resumed task whose deferring attempt it has not finished accounting for)."""
+    monkeypatch.setattr(triggers_module, "MIN_DEFERRAL_S", 3.0)
+    fake_cluster(succeeds)
+    _, _, trigger = _defer(_request())
+    event = _event(trigger)
+    assert event["status"] == "ended" and time.time() - trigger.since >= 3.0
