@@ -2,8 +2,9 @@
 on pod 0. By default an Indexed Job plus a headless Service (both built into Kubernetes):
 pod i gets hostname `<job>-i` and `JOB_COMPLETION_INDEX=i`, pod 0 is reachable at
 `<job>-0.<job>`; `backoffLimit: 0` makes it all or nothing (one rank fails, the job fails
-and its pods are stopped). JobSet and Kubeflow Trainer's TrainJob are rendered for clusters
-that run those controllers; Kueue and Volcano get their gang-scheduling hints."""
+and its pods are stopped). Clusters that run JobSet or Kubeflow Trainer v2 get the same nodes
+as a JobSet or a TrainJob (`training.backend`; the launcher runs all three, reading them
+through `workloads`); Kueue and Volcano get their gang-scheduling hints."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 MULTUS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 VOLCANO_GROUP_ANNOTATION = "scheduling.k8s.io/group-name"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
+REPLICATED_JOB_LABEL = "jobset.sigs.k8s.io/replicatedjob-name"
+"""What the JobSet controller puts on its Jobs and their pods (kubernetes-sigs/jobset)."""
+NODE_JOB = "node"
+"""The replicatedJob of the training nodes: ours, and Kubeflow Trainer's runtimes'."""
+TRAINER_CONTAINER = "node"
+"""The trainer's container in a Kubeflow Trainer runtime (what a TrainJob's `trainer` fills in)."""
 MAX_JOB_NAME = 52
 """Leaves room for `-<index>` in pod hostnames (63) and the controller's pod name suffix."""
 
@@ -139,7 +147,7 @@ def jobset(request: LaunchRequest, target: PodTarget, name: str) -> list[dict[st
             "suspend": suspend,
             "network": {"enableDNSHostnames": True, "subdomain": name, "publishNotReadyAddresses": True},
             "failurePolicy": {"maxRestarts": 0},
-            "replicatedJobs": [{"name": "node", "replicas": 1, "template": {"spec": {
+            "replicatedJobs": [{"name": NODE_JOB, "replicas": 1, "template": {"spec": {
                 "completionMode": "Indexed", "completions": nodes, "parallelism": nodes, "backoffLimit": 0,
                 "template": template}}}],
         },
@@ -147,8 +155,11 @@ def jobset(request: LaunchRequest, target: PodTarget, name: str) -> list[dict[st
 
 
 def trainjob(request: LaunchRequest, target: PodTarget, name: str) -> list[dict[str, Any]]:
-    """A Kubeflow Trainer v2 TrainJob: the runtime (`training.trainjob_runtime`) brings torchrun
-    and the rendezvous; we give the image, the stage command, the node count and resources."""
+    """A Kubeflow Trainer v2 TrainJob: the runtime (`training.trainjob_runtime`) brings torchrun's
+    rendezvous (`PET_*`) and the JobSet; we give the image, the stage command, the node count
+    and resources, and through `podTemplateOverrides` (Trainer v2.1) the pods' labels, volumes
+    and their mounts, placement and service account. The pod and container securityContext
+    stay the runtime's: v2.1's overrides cannot set them."""
     template = node_pod_template(request, target, master="", subdomain=None)
     main = template["spec"]["containers"][0]
     res = request.resources
@@ -156,22 +167,25 @@ def trainjob(request: LaunchRequest, target: PodTarget, name: str) -> list[dict[
         else pod_command(request, target)  # fmt: skip
     meta = {"name": name, "namespace": target.k8s.namespace, "labels": labels(request, target, "training"),
             "annotations": annotations(request, target)}  # fmt: skip
-    if target.k8s.training.gang == "kueue" and target.k8s.training.queue:
-        meta["labels"]["kueue.x-k8s.io/queue-name"] = target.k8s.training.queue
+    kueue = target.k8s.training.gang == "kueue"
+    if kueue and target.k8s.training.queue:
+        meta["labels"][KUEUE_QUEUE_LABEL] = target.k8s.training.queue
     env = [e for e in main["env"] if e["name"] != "NODE_RANK"]  # the runtime sets torchrun's PET_* itself
+    overrides = {k: v for k, v in template["spec"].items()
+                 if k in ("serviceAccountName", "nodeSelector", "tolerations", "affinity", "volumes", "imagePullSecrets")}
+    overrides["containers"] = [{"name": TRAINER_CONTAINER, "volumeMounts": main["volumeMounts"]}]
     return [{
         "apiVersion": "trainer.kubeflow.org/v1alpha1",
         "kind": "TrainJob",
         "metadata": meta,
         "spec": {
             "runtimeRef": {"name": target.k8s.training.trainjob_runtime},
+            "suspend": kueue,  # Kueue admits it whole (as the Job and the JobSet)
             "trainer": {"image": main["image"], "command": command, "numNodes": res.nodes,
                         "numProcPerNode": res.processes_per_node(), "resourcesPerNode": copy.deepcopy(main["resources"]),
                         "env": env},
-            "podTemplateOverrides": [{"targetJobs": [{"name": "node"}], "spec": {
-                k: v for k, v in template["spec"].items() if k in ("serviceAccountName", "nodeSelector", "tolerations",
-                                                                    "affinity", "volumes", "imagePullSecrets",
-                                                                    "securityContext")}}],
+            "podTemplateOverrides": [{"targetJobs": [{"name": NODE_JOB}], "metadata": copy.deepcopy(template["metadata"]),
+                                      "spec": overrides}],
         },
     }]  # fmt: skip
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from domainllm.k8s.jobs import INDEX_ANNOTATION, NODE_JOB, REPLICATED_JOB_LABEL
 from domainllm.launch import USER_ERROR
 
 IMAGE_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
@@ -159,10 +160,11 @@ def _failed(pod: dict[str, Any], name: str, status: dict[str, Any], terminated: 
                    True)  # fmt: skip
 
 
-def job_finished(job: dict[str, Any]) -> str | None:
-    """`succeeded` or `failed` once the Job says so (its Complete/Failed condition), else None."""
+def job_finished(job: dict[str, Any], complete: str = "Complete") -> str | None:
+    """`succeeded` or `failed` once the job says so (its `complete` or Failed condition: a
+    Job's and a TrainJob's `Complete`, a JobSet's `Completed`), else None."""
     conditions = _conditions(job)
-    if (conditions.get("Complete") or {}).get("status") == "True":
+    if (conditions.get(complete) or {}).get("status") == "True":
         return "succeeded"
     if (conditions.get("Failed") or {}).get("status") == "True":
         return "failed"
@@ -186,9 +188,18 @@ def suspended_since(job: dict[str, Any]) -> float | None:
         return None
 
 
-def job_failure(job: dict[str, Any], pods: list[dict[str, Any]], container: str = "base") -> Failure:
-    """Why a multi-node job failed: the rank that failed first (its pod's own failure), and
-    that the job stopped the others."""
+def rank_name(pod: dict[str, Any]) -> str:
+    """`rank N` for a training node's pod (its completion index), else the pod's part of a
+    JobSet (a Kubeflow Trainer runtime's `dataset-initializer`)."""
+    meta = pod.get("metadata") or {}
+    part = (meta.get("labels") or {}).get(REPLICATED_JOB_LABEL, NODE_JOB)
+    index = (meta.get("annotations") or {}).get(INDEX_ANNOTATION, "?")
+    return f"rank {index}" if part == NODE_JOB else f"{part} pod {index}"
+
+
+def job_failure(job: dict[str, Any], pods: list[dict[str, Any]], container: str = "base", what: str = "job") -> Failure:
+    """Why a multi-node job (`what`: job, JobSet, TrainJob) failed: the rank that failed first
+    (its pod's own failure), and that the job stopped the others."""
     name = (job.get("metadata") or {}).get("name", "?")
     cond = _conditions(job).get("Failed", {})
     failed = []
@@ -197,14 +208,13 @@ def job_failure(job: dict[str, Any], pods: list[dict[str, Any]], container: str 
         if state.phase == "failed" and state.failure is not None:
             failed.append((_finished_at(pod, container), pod, state.failure))
     if not failed:
-        return Failure("JobFailed", f"job {name} failed: {cond.get('reason', '')} {cond.get('message', '')}".rstrip(), True)
+        return Failure("JobFailed", f"{what} {name} failed: {cond.get('reason', '')} {cond.get('message', '')}".rstrip(), True)
     # finishedAt has whole seconds: on a tie, a rank that was stopped (SIGTERM/SIGKILL, as the
-    # Job controller stops the others) did not fail first
-    failed.sort(key=lambda t: (t[0], t[2].exit_code in (137, 143)))
+    # Job controller stops the others) did not fail first; one the kernel OOM-killed (137 too) did
+    failed.sort(key=lambda t: (t[0], t[2].reason == "ExitCode" and t[2].exit_code in (137, 143)))
     _, pod, first = failed[0]
-    rank = ((pod.get("metadata") or {}).get("annotations") or {}).get("batch.kubernetes.io/job-completion-index", "?")
-    return Failure(first.reason, f"job {name}: rank {rank} failed first: {first.message}; the job stopped every other "
-                                 f"rank ({len(pods)} pods)", first.retryable, first.exit_code)  # fmt: skip
+    return Failure(first.reason, f"{what} {name}: {rank_name(pod)} failed first: {first.message}; the {what} stopped every "
+                                 f"other rank ({len(pods)} pods)", first.retryable, first.exit_code)  # fmt: skip
 
 
 def _finished_at(pod: dict[str, Any], container: str) -> str:

@@ -110,8 +110,9 @@ class TrainingJobs(Section):
 
     backend: Literal["indexed_job", "jobset", "trainjob"] = "indexed_job"
     """`indexed_job`: a batch/v1 Job with one pod per node plus a headless Service (nothing to
-    install in the cluster). `jobset` (JobSet controller) and `trainjob` (Kubeflow Trainer v2)
-    are rendered for clusters that run them."""
+    install in the cluster). `jobset` (the JobSet controller, jobset.x-k8s.io/v1alpha2) and
+    `trainjob` (Kubeflow Trainer v2.1, `trainjob_runtime`) for clusters that run them: the
+    launcher creates, follows and judges all three the same way."""
     rdzv_port: int = Field(default=29500, ge=1, le=65535)
     """torchrun's rendezvous port on pod 0."""
     gang: Literal["none", "kueue", "volcano"] = "none"
@@ -133,6 +134,10 @@ class TrainingJobs(Section):
             raise ValueError("gang: kueue needs `queue`: the Kueue LocalQueue the job is submitted to (e.g. "
                              "`queue: gpu-training`); without the kueue.x-k8s.io/queue-name label Kueue never admits "
                              "the suspended job and it would wait forever")  # fmt: skip
+        if self.backend == "trainjob" and self.gang == "volcano":
+            raise ValueError("backend: trainjob cannot take gang: volcano: a TrainJob's gang is its runtime's "
+                             "(`podGroupPolicy` in the ClusterTrainingRuntime); use gang: kueue or none, or backend: "
+                             "jobset or indexed_job for a Volcano PodGroup")  # fmt: skip
         return self
 
 
@@ -222,3 +227,11 @@ class KubernetesConfig(Section):
     @classmethod
     def _shm(cls, value: str) -> str:
         return quantity(value)
+
+    @model_validator(mode="after")
+    def _trainjob_env(self) -> KubernetesConfig:
+        if self.training.backend == "trainjob" and self.env_from_secrets:
+            raise ValueError(f"env_from_secrets {list(self.env_from_secrets)} cannot reach a TrainJob's trainer (Kubeflow "
+                             f"Trainer's `trainer` has env, no envFrom): name each variable in secret_env ({{VAR: "
+                             f"{{secret: ..., key: ...}}}}), or use training.backend jobset or indexed_job")  # fmt: skip
+        return self

@@ -142,6 +142,8 @@ def test_host_network_kueue_and_volcano(home: Path, tmp_path: Path) -> None:
     assert "rdma/rdma_shared_device_a" not in pod["containers"][0]["resources"]["limits"]
     assert {"name": "NCCL_IB_GID_INDEX", "value": "3"} in pod["containers"][0]["env"]
     assert validate_object(job, "1.32.0").status == "valid"
+    (queued,) = trainjob(stage_request(spec, str(CLUSTER_SPEC), "cpt", "demo"), PodTarget(spec.runtime.kubernetes, "s"), "j")
+    assert queued["spec"]["suspend"] is True and queued["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
     volcano = _spec_with(tmp_path, training={"gang": "volcano", "queue": "research"})
     group, _, vjob = indexed_job(stage_request(volcano, str(CLUSTER_SPEC), "cpt", "demo"), PodTarget(volcano.runtime.kubernetes, "s"), "j")
     assert group["kind"] == "PodGroup" and group["spec"] == {"minMember": 2, "queue": "research"}
@@ -163,6 +165,13 @@ def test_jobset_and_trainjob_backends(spec) -> None:
     assert tj["kind"] == "TrainJob" and trainer["numNodes"] == 2 and trainer["numProcPerNode"] == 8
     assert trainer["command"][:4] == ["torchrun", "-m", "domainllm", "stage"]
     assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == 8
+    # the runtime's `node` pods get our labels, volumes with their mounts and placement (Trainer v2.1's
+    # podTemplateOverrides: no securityContext there, it would be dropped) and start at once without Kueue
+    (override,) = tj["spec"]["podTemplateOverrides"]
+    assert override["targetJobs"] == [{"name": "node"}] and override["metadata"]["labels"]["domainllm/step"] == "cpt"
+    mounts = {m["name"] for m in override["spec"]["containers"][0]["volumeMounts"]}
+    assert override["spec"]["containers"][0]["name"] == "node" and mounts == {v["name"] for v in override["spec"]["volumes"]}
+    assert "securityContext" not in override["spec"] and tj["spec"]["suspend"] is False
     # the pod template inside a JobSet is a real pod template: it validates as one
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": replicated["template"]["spec"]}
     assert validate_object(pod, "1.32.0").status == "valid"

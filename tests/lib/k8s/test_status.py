@@ -3,7 +3,7 @@ same answers over HTTP; these pin the messages and the retry decisions)."""
 
 from __future__ import annotations
 
-from domainllm.k8s.status import job_failure, job_finished, missing_resources, pod_state
+from domainllm.k8s.status import job_failure, job_finished, missing_resources, pod_state, rank_name
 
 
 def _pod(phase: str = "Pending", *, conditions=(), state=None, reason=None, message=None, gpus=8, name="p") -> dict:
@@ -75,6 +75,29 @@ def test_a_failed_job_names_the_rank_that_failed_first() -> None:
     failure = job_failure(job, [stopped, crashed])
     assert failure.exit_code == 1 and "rank 1 failed first" in failure.message and failure.retryable
     assert "BackoffLimitExceeded" in job_failure(job, []).message
+
+
+def test_a_jobset_or_trainjob_ends_on_its_own_conditions_and_names_its_part() -> None:
+    """A JobSet succeeds with `Completed`, a TrainJob (as a Job) with `Complete`; a rank OOM-killed
+    (137, as a stopped rank) at the same second as the SIGTERM of another still failed first; a
+    Trainer runtime's initializer pod is named as such, not as a rank."""
+    completed = {"status": {"conditions": [{"type": "Completed", "status": "True", "reason": "AllJobsCompleted"}]}}
+    assert job_finished(completed, "Completed") == "succeeded" and job_finished(completed) is None
+    jobset = {"metadata": {"name": "js"}, "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "ReachedMaxRestarts"}]}}
+    assert job_finished(jobset, "Completed") == "failed"
+    at = "2026-11-26T10:00:00Z"
+    stopped = _pod("Failed", name="js-node-0-0", state={"terminated": {"exitCode": 143, "finishedAt": at}})
+    oom = _pod("Failed", name="js-node-0-1", state={"terminated": {"exitCode": 137, "reason": "OOMKilled", "finishedAt": at}})
+    init = _pod("Failed", name="js-dataset-initializer-0-0", state={"terminated": {"exitCode": 1, "finishedAt": "2026-11-26T11:00:00Z"}})
+    for i, pod in enumerate((stopped, oom, init)):
+        pod["metadata"]["annotations"] = {"batch.kubernetes.io/job-completion-index": str(i % 2)}
+        pod["metadata"]["labels"]["jobset.sigs.k8s.io/replicatedjob-name"] = "dataset-initializer" if pod is init else "node"
+    failure = job_failure(jobset, [stopped, oom, init], what="JobSet")
+    assert failure.reason == "OOMKilled" and not failure.retryable
+    assert failure.message.startswith("JobSet js: rank 1 failed first: pod js-node-0-1 ran out of memory")
+    assert "the JobSet stopped every other rank (3 pods)" in failure.message
+    assert rank_name(init) == "dataset-initializer pod 0" and rank_name(stopped) == "rank 0"
+    assert "JobSet js failed: ReachedMaxRestarts" in job_failure(jobset, [], what="JobSet").message
 
 
 def test_missing_resources_are_parsed() -> None:

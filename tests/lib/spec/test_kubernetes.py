@@ -1,5 +1,6 @@
 """`runtime.kubernetes`: deferral is on unless turned off; a Kueue gang without a queue is
-refused at load with what to set; admission waits have a deadline."""
+refused at load with what to set; admission waits have a deadline; what a TrainJob cannot
+carry is refused with what to use instead."""
 
 from __future__ import annotations
 
@@ -38,3 +39,19 @@ def test_a_kueue_gang_without_a_queue_is_refused_with_what_to_set(home: Path, tm
 def test_an_admission_deadline_must_be_positive(home: Path, tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="admission_timeout_s"):
         _spec(tmp_path, training={"gang": "kueue", "queue": "q", "admission_timeout_s": 0})
+
+
+def test_what_a_trainjob_cannot_carry_is_refused_with_what_to_use(home: Path, tmp_path: Path) -> None:
+    """Kubeflow Trainer's TrainJob has no envFrom for its trainer and brings its own gang
+    (the runtime's podGroupPolicy): a spec asking for either is refused at load, not a pod
+    without its credentials."""
+    with pytest.raises(SpecError) as err:
+        _spec(tmp_path, env_from_secrets=["domainllm-mlflow"], training={"backend": "trainjob"})
+    assert "env_from_secrets ['domainllm-mlflow'] cannot reach a TrainJob's trainer" in str(err.value)
+    assert "secret_env" in str(err.value) and "backend jobset" in str(err.value)
+    with pytest.raises(SpecError, match="backend: trainjob cannot take gang: volcano"):
+        _spec(tmp_path, training={"backend": "trainjob", "gang": "volcano"})
+    ok = _spec(tmp_path, secret_env={"MLFLOW_TRACKING_PASSWORD": {"secret": "domainllm-mlflow", "key": "password"}},
+               training={"backend": "trainjob", "gang": "kueue", "queue": "q"})  # fmt: skip
+    assert ok.runtime.kubernetes.training.backend == "trainjob"
+    assert _spec(tmp_path, env_from_secrets=["s"], training={"backend": "jobset", "gang": "volcano"}).runtime.kubernetes.env_from_secrets == ("s",)
