@@ -1,4 +1,5 @@
-"""KubernetesStageTrigger: the wait for a stage's pod or multi-node job, in Airflow's triggerer.
+"""KubernetesStageTrigger: the wait for a stage's pod or multi-node job (an Indexed Job, a JobSet
+or a TrainJob), in Airflow's triggerer.
 
 A StageOperator on the Kubernetes launcher creates (or reattaches to) its pod or job, puts the
 handle in XCom and defers to this trigger: no worker slot is held while training runs for
@@ -38,8 +39,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from domainllm.k8s.jobs import JOB_NAME_LABEL
-from domainllm.k8s.status import job_finished, job_suspended, pod_state
+from domainllm.k8s.status import job_suspended, pod_state
+from domainllm.k8s.workloads import BY_KIND, by_kind, is_rank
 from domainllm_operators.launchers.kubernetes import (
     WaitLimits,
     _Api,
@@ -76,8 +77,9 @@ class KubernetesStageTrigger(BaseTrigger):
     def __init__(self, *, handle: dict[str, Any], connection: str | None = None, nodes: int = 1, poll_interval_s: float = 2.0,
                  limits: dict[str, Any], since: float, deadline: float | None = None, grace_period_s: int = 30) -> None:  # fmt: skip
         super().__init__()
-        if handle.get("kind") not in ("pod", "job"):
-            raise ValueError(f"the handle's kind must be 'pod' or 'job', got {handle.get('kind')!r}")
+        if handle.get("kind") != "pod" and handle.get("kind") not in BY_KIND:
+            raise ValueError(f"the handle's kind must be 'pod' or one of {', '.join(map(repr, BY_KIND))} (a multi-node "
+                             f"job), got {handle.get('kind')!r}")  # fmt: skip
         self.handle = handle
         """What the operator put in XCom (kind, name, namespace, attempt id): every event carries it
         back, so the resumed task needs nothing else (`airflow dags test` passes only the event)."""
@@ -175,7 +177,7 @@ class KubernetesStageTrigger(BaseTrigger):
 
         api = self._client()
         try:
-            return self._poll_job(api) if self.kind == "job" else self._poll_pod(api)
+            return self._poll_pod(api) if self.kind == "pod" else self._poll_job(api)
         except ApiException as exc:
             if exc.status == 404:
                 return {"status": "gone"}
@@ -196,24 +198,27 @@ class KubernetesStageTrigger(BaseTrigger):
         return self._not_started(self._watch.pending(state))
 
     def _poll_job(self, api: _Api) -> dict[str, Any] | None:
-        job = api.read_job(self.name)
-        if job_finished(job):
+        w = by_kind(self.kind)
+        job = api.read_workload(w, self.name)
+        if w.finished(job):
             return {"status": "ended"}
         if self._started:
             if not job_suspended(job):
                 return None
             self._started = False  # its pods are gone: back to waiting for its admission and start
-            self.log.warning("job %s was suspended again (preempted by Kueue?); waiting for its admission again", self.name)
+            self.log.warning("%s %s was suspended again (preempted by Kueue?); waiting for its admission again", w.noun,
+                             self.name)  # fmt: skip
         assert self._watch is not None
-        pods = api.list_pods(f"{JOB_NAME_LABEL}={self.name}")
-        states = [pod_state(p) for p in pods]
+        pods = api.list_pods(w.pod_selector(self.name))
+        states = [pod_state(p, w.container) for p in pods]
         for p in pods:
             self._watch.events(p["metadata"]["name"])
-        if len(states) == self.nodes and all(s.phase in ("running", "succeeded", "failed") for s in states):
+        ranks = [s for p, s in zip(pods, states, strict=True) if is_rank(p)]
+        if len(ranks) == self.nodes and all(s.phase in ("running", "succeeded", "failed") for s in ranks):
             self._started = True
-            self.log.info("job %s: all %d ranks started", self.name, self.nodes)
+            self.log.info("%s %s: all %d ranks started", w.noun, self.name, self.nodes)
             return None
-        return self._not_started(self._watch.job_pending(job, states, self.nodes))
+        return self._not_started(self._watch.job_pending(job, states, self.nodes, w.noun))
 
     @staticmethod
     def _not_started(failure: Any) -> dict[str, Any] | None:

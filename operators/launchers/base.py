@@ -21,7 +21,8 @@ class LaunchResult:
     exit_code: int
     duration_s: float
     handle: str
-    """Launcher-specific identifier (`pid:N`, `pod/<namespace>/<name>`, `job/<namespace>/<name>`)."""
+    """Launcher-specific identifier (`pid:N`, `<kind>/<namespace>/<name>` with kind `pod`, `job`,
+    `jobset` or `trainjob`)."""
     failure: Failure | None = None
     """Why it did not succeed when the launcher knows more than an exit code (unschedulable,
     image pull, OOMKilled, evicted...), and whether a retry can help."""

@@ -1,6 +1,7 @@
 """Kubernetes launcher: a stage as a pod, a multi-node training stage as an Indexed Job plus a
-headless Service, through the cncf.kubernetes provider's hook (connection, client) and its
-PodManager (log following).
+headless Service, a JobSet or a Kubeflow Trainer TrainJob (`runtime.kubernetes.training.backend`,
+`domainllm.k8s.workloads`), through the cncf.kubernetes provider's hook (connection, clients)
+and its PodManager (log following).
 
 The objects come from `domainllm.k8s` (the same code `domainllm k8s render` uses). An attempt
 first looks for a live pod or job of the same pipeline, run and step (labels) and reattaches
@@ -32,7 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from domainllm.k8s.api import TRANSIENT, retried
-from domainllm.k8s.jobs import INDEX_ANNOTATION, JOB_NAME_LABEL, MULTUS_ANNOTATION, indexed_job
+from domainllm.k8s.jobs import INDEX_ANNOTATION, MULTUS_ANNOTATION, training_objects
 from domainllm.k8s.names import random_suffix
 from domainllm.k8s.pod import CONTAINER, LABEL_CHECKED, PodTarget, identity_labels, stage_pod
 from domainllm.k8s.render import is_multi_node, launch_name
@@ -40,11 +41,12 @@ from domainllm.k8s.status import (
     Failure,
     PodState,
     job_failure,
-    job_finished,
     job_suspended,
     pod_state,
+    rank_name,
     suspended_since,
 )
+from domainllm.k8s.workloads import BY_BACKEND, Workload, by_kind, is_rank
 from domainllm.launch import LaunchRequest
 from domainllm.spec.kubernetes import KubernetesConfig
 from domainllm_operators.launchers.base import LaunchResult, OnHandle
@@ -117,6 +119,10 @@ class _Api:
     def batch(self) -> Any:
         return self.hook.batch_v1_client
 
+    @property
+    def custom(self) -> Any:
+        return self.hook.custom_object_client
+
     @staticmethod
     def _json(resp: Any) -> dict[str, Any]:
         return json.loads(resp.data)
@@ -145,26 +151,40 @@ class _Api:
         return self._json(self._retried(self.core.list_namespaced_event, self.ns, field_selector=f"involvedObject.name={name}",
                                         _preload_content=False))["items"]  # fmt: skip
 
-    def pod_log_tail(self, name: str, lines: int) -> str:
-        resp = self._retried(self.core.read_namespaced_pod_log, name, self.ns, container=CONTAINER, tail_lines=lines, _preload_content=False)
+    def pod_log_tail(self, name: str, lines: int, container: str = CONTAINER) -> str:
+        resp = self._retried(self.core.read_namespaced_pod_log, name, self.ns, container=container, tail_lines=lines, _preload_content=False)
         return resp.data.decode("utf-8", "replace")
 
-    def list_jobs(self, selector: str) -> list[dict[str, Any]]:
-        return self._json(self._retried(self.batch.list_namespaced_job, self.ns, label_selector=selector, _preload_content=False))["items"]
+    # multi-node workloads: a batch/v1 Job, or a JobSet or TrainJob through the custom objects API
 
-    def read_job(self, name: str) -> dict[str, Any]:
-        return self._json(self._retried(self.batch.read_namespaced_job, name, self.ns, _preload_content=False))
+    def _on(self, w: Workload, verb: str) -> tuple[Any, dict[str, Any]]:
+        """The client method for `verb` on `w`'s kind and the keyword arguments that place it."""
+        if w.custom:
+            return getattr(self.custom, f"{verb}_namespaced_custom_object"), {
+                "group": w.group, "version": w.version, "namespace": self.ns, "plural": w.plural}  # fmt: skip
+        return getattr(self.batch, f"{'read' if verb == 'get' else verb}_namespaced_job"), {"namespace": self.ns}
 
-    def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._json(self.batch.create_namespaced_job(self.ns, body, _preload_content=False))
+    def list_workloads(self, w: Workload, selector: str) -> list[dict[str, Any]]:
+        call, where = self._on(w, "list")
+        return self._json(self._retried(call, **where, label_selector=selector, _preload_content=False))["items"]
 
-    def delete_job(self, name: str, grace: int) -> None:
-        # Foreground: the Job goes once its pods are gone (the API's default for Jobs orphans them)
-        self._ignore_404(self.batch.delete_namespaced_job, name, self.ns, grace_period_seconds=grace,
-                         propagation_policy="Foreground")  # fmt: skip
+    def read_workload(self, w: Workload, name: str) -> dict[str, Any]:
+        call, where = self._on(w, "get")
+        return self._json(self._retried(call, **where, name=name, _preload_content=False))
 
-    def label_job(self, name: str, labels: dict[str, str]) -> None:
-        self._ignore_404(self.batch.patch_namespaced_job, name, self.ns, {"metadata": {"labels": labels}})
+    def create_workload(self, w: Workload, body: dict[str, Any]) -> dict[str, Any]:
+        call, where = self._on(w, "create")
+        return self._json(call(**where, body=body, _preload_content=False))
+
+    def delete_workload(self, w: Workload, name: str, grace: int) -> None:
+        # Foreground: it goes once what it owns is gone (the API's default for Jobs orphans their
+        # pods); a JobSet's Jobs, pods and Service, a TrainJob's JobSet, are owned by it
+        call, where = self._on(w, "delete")
+        self._ignore_404(call, **where, name=name, grace_period_seconds=grace, propagation_policy="Foreground")
+
+    def label_workload(self, w: Workload, name: str, labels: dict[str, str]) -> None:
+        call, where = self._on(w, "patch")
+        self._ignore_404(call, **where, name=name, body={"metadata": {"labels": labels}})
 
     def create_service(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._json(self.core.create_namespaced_service(self.ns, body, _preload_content=False))
@@ -184,12 +204,21 @@ class _Api:
 
 
 def delete_launched(api: _Api, kind: str, name: str, grace: int) -> None:
-    """Deletes a pod, or a job with its pods and Service (a 404 is fine: it is gone)."""
+    """Deletes a pod, a job with its pods and Service, or a JobSet or TrainJob with what it
+    owns (a 404 is fine: it is gone)."""
     if kind == "pod":
         api.delete_pod(name, grace)
-    else:
-        api.delete_job(name, grace)
+        return
+    api.delete_workload(by_kind(kind), name, grace)
+    if kind == "job":  # we made its Service (the JobSet controller makes a JobSet's, owned by it)
         api.delete_service(name)
+
+
+def label_launched(api: _Api, kind: str, name: str, labels: dict[str, str]) -> None:
+    if kind == "pod":
+        api.label_pod(name, labels)
+    else:
+        api.label_workload(by_kind(kind), name, labels)
 
 
 class KubernetesLauncher:
@@ -199,7 +228,7 @@ class KubernetesLauncher:
         self._hook = hook
         self._lock = threading.Lock()
         self._current: tuple[str, str] | None = None
-        """(kind, name) of what this attempt runs: `pod` or `job`."""
+        """(kind, name) of what this attempt runs: `pod`, `job`, `jobset` or `trainjob`."""
         self._killed = threading.Event()
         self._grace = 30
 
@@ -217,15 +246,10 @@ class KubernetesLauncher:
     # -- the attempt -------------------------------------------------------------------------------
 
     def start(self, request: LaunchRequest, log: logging.Logger, on_handle: OnHandle | None = None) -> dict[str, Any]:
-        """Creates the pod or job that runs the request, or finds the one an earlier attempt
-        started (reattach); returns its handle (kind, name, namespace, attempt id)."""
-        multi = is_multi_node(request)
-        if multi and self.k8s.training.backend != "indexed_job":
-            raise ValueError(f"runtime.kubernetes.training.backend {self.k8s.training.backend!r} is rendered for review "
-                             f"(domainllm k8s render) but not launched; the launcher runs multi-node stages as "
-                             f"`indexed_job`")  # fmt: skip
-        kind = "job" if multi else "pod"
-        name, attempt_id, reattached = self._find_or_create(self.api, request, log, multi)
+        """Creates the pod or multi-node job that runs the request, or finds the one an earlier
+        attempt started (reattach); returns its handle (kind, name, namespace, attempt id)."""
+        kind = BY_BACKEND[self.k8s.training.backend].kind if is_multi_node(request) else "pod"
+        name, attempt_id, reattached = self._find_or_create(self.api, request, log, kind)
         with self._lock:
             self._current = (kind, name)
         if self._killed.is_set():  # killed while it was being created
@@ -243,7 +267,7 @@ class KubernetesLauncher:
         kind, name = handle["kind"], handle["name"]
         api = self.api
         try:
-            failure = self._run_job(api, request, name, log) if kind == "job" else self._run_pod(api, name, log)
+            failure = self._run_pod(api, name, log) if kind == "pod" else self._run_job(api, by_kind(kind), request, name, log)
         except Exception:
             if not self._killed.is_set():  # what we cannot follow must not run on unwatched
                 self._cleanup(api, kind, name, None, log, abandon=True)
@@ -301,25 +325,26 @@ class KubernetesLauncher:
                 state = pod_state(api.read_pod(name))
                 self._print_log(api, name, log)
                 return state.failure if state.phase == "failed" else None
-            job = api.read_job(name)
-            pods = api.list_pods(f"{JOB_NAME_LABEL}={name}")
+            w = by_kind(kind)
+            job = api.read_workload(w, name)
+            pods = api.list_pods(w.pod_selector(name))
         except ApiException as exc:
             if exc.status == 404:
                 return gone
             raise
-        rank0 = next((p for p in pods if (p["metadata"].get("annotations") or {}).get(INDEX_ANNOTATION) == "0"), None)
+        rank0 = _rank0(pods)
         if rank0 is not None:
-            self._print_log(api, rank0["metadata"]["name"], log, "rank 0 ")
-        if job_finished(job) == "succeeded":
+            self._print_log(api, rank0["metadata"]["name"], log, "rank 0 ", w.container)
+        if w.finished(job) == "succeeded":
             return None
-        self._log_failed_ranks(api, pods, log)
-        return job_failure(job, pods)
+        self._log_failed_ranks(api, pods, log, w.container)
+        return job_failure(job, pods, w.container, w.noun)
 
-    def _print_log(self, api: _Api, pod: str, log: logging.Logger, who: str = "") -> None:
+    def _print_log(self, api: _Api, pod: str, log: logging.Logger, who: str = "", container: str = CONTAINER) -> None:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            lines = api.pod_log_tail(pod, RESUMED_LOG_LINES).splitlines()
+            lines = api.pod_log_tail(pod, RESUMED_LOG_LINES, container).splitlines()
         except ApiException as exc:
             log.warning("the log of %spod %s could not be read: %s %s", who, pod, exc.status, exc.reason)
             return
@@ -341,7 +366,8 @@ class KubernetesLauncher:
                             failure=failure, attempt_id=attempt_id)  # fmt: skip
 
     def kill(self) -> None:
-        """Deletes what this attempt runs (the pod; the job with its pods and Service)."""
+        """Deletes what this attempt runs (the pod; the job with its pods and Service; the JobSet
+        or TrainJob with everything it owns)."""
         self._killed.set()
         with self._lock:
             current = self._current
@@ -351,60 +377,73 @@ class KubernetesLauncher:
 
     # -- finding or creating ------------------------------------------------------------------------
 
-    def _find_or_create(self, api: _Api, request: LaunchRequest, log: logging.Logger, multi: bool) -> tuple[str, str | None, bool]:
+    def _find_or_create(self, api: _Api, request: LaunchRequest, log: logging.Logger, kind: str) -> tuple[str, str | None, bool]:
         self._grace = int(request.grace_period_s)
         selector = _selector(identity_labels(request))
-        found = api.list_jobs(selector) if multi else api.list_pods(selector)
+        w = None if kind == "pod" else by_kind(kind)
+        found = api.list_pods(selector) if w is None else self._list_workloads(api, w, selector)
         live = []
         for obj in sorted(found, key=_created, reverse=True):
             name = obj["metadata"]["name"]
-            failed = job_finished(obj) == "failed" if multi else pod_state(obj).phase == "failed"
+            failed = pod_state(obj).phase == "failed" if w is None else w.finished(obj) == "failed"
             if failed:  # an earlier attempt's failure: kept for inspection, never reattached to
-                log.info("found failed %s %s of an earlier attempt; marking it checked", "job" if multi else "pod", name)
-                (api.label_job if multi else api.label_pod)(name, {LABEL_CHECKED: "true"})
+                log.info("found failed %s %s of an earlier attempt; marking it checked", kind, name)
+                label_launched(api, kind, name, {LABEL_CHECKED: "true"})
             else:
                 live.append(obj)
         if live:
             obj = live[0]
             name = obj["metadata"]["name"]
             if len(live) > 1:
-                log.warning("more than one live %s for %s: %s; following the newest", "job" if multi else "pod",
-                            request.name, [o["metadata"]["name"] for o in live])  # fmt: skip
-            log.info("reattaching to %s %s (started by an earlier attempt) instead of starting a duplicate",
-                     "job" if multi else "pod", name)  # fmt: skip
+                log.warning("more than one live %s for %s: %s; following the newest", kind, request.name,
+                            [o["metadata"]["name"] for o in live])  # fmt: skip
+            log.info("reattaching to %s %s (started by an earlier attempt) instead of starting a duplicate", kind, name)
             return name, (obj["metadata"].get("labels") or {}).get("domainllm/attempt-id"), True
         name = launch_name(request, random_suffix())
-        target = self.target
-        if multi:
-            self._create_job(api, request, target, name, log)
-        else:
-            api.create_pod(stage_pod(request, target, name))
+        if w is None:
+            api.create_pod(stage_pod(request, self.target, name))
             log.info("created pod %s in namespace %s (image %s): %s", name, self.k8s.namespace, request.image_ref,
                      " ".join(request.command))  # fmt: skip
+        else:
+            self._create_job(api, w, request, name, log)
         return name, request.attempt_id, False
 
-    def _create_job(self, api: _Api, request: LaunchRequest, target: PodTarget, name: str, log: logging.Logger) -> None:
-        objects = {obj["kind"]: obj for obj in indexed_job(request, target, name)}
-        job = api.create_job(objects["Job"])
-        owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job["metadata"]["uid"],
-                 "blockOwnerDeletion": True}  # fmt: skip
-        service = objects["Service"]
-        service["metadata"]["ownerReferences"] = [owner]  # goes with the Job
+    @staticmethod
+    def _list_workloads(api: _Api, w: Workload, selector: str) -> list[dict[str, Any]]:
+        """The live and failed objects of this step; a clear error where the cluster lacks the kind."""
+        from kubernetes.client.exceptions import ApiException
+
         try:
-            api.create_service(service)
-            if "PodGroup" in objects:
-                group = objects["PodGroup"]
-                group["metadata"]["ownerReferences"] = [owner]
-                api.hook.custom_object_client.create_namespaced_custom_object(
-                    "scheduling.volcano.sh", "v1beta1", self.k8s.namespace, "podgroups", group)
+            return api.list_workloads(w, selector)
+        except ApiException as exc:
+            if exc.status == 404 and w.custom:
+                raise RuntimeError(w.missing()) from exc
+            raise
+
+    def _create_job(self, api: _Api, w: Workload, request: LaunchRequest, name: str, log: logging.Logger) -> None:
+        """The job (Job, JobSet or TrainJob) first, then what goes with it (our headless Service
+        of a Job, a Volcano PodGroup), owned by it so deleting it removes them too."""
+        *extras, body = training_objects(request, self.target, name)
+        created = api.create_workload(w, body)
+        owner = {"apiVersion": w.api_version, "kind": body["kind"], "name": name, "uid": created["metadata"]["uid"],
+                 "blockOwnerDeletion": True}  # fmt: skip
+        try:
+            for obj in extras:
+                obj["metadata"]["ownerReferences"] = [owner]
+                if obj["kind"] == "Service":
+                    api.create_service(obj)
+                else:  # a Volcano PodGroup
+                    api.custom.create_namespaced_custom_object("scheduling.volcano.sh", "v1beta1", self.k8s.namespace,
+                                                               "podgroups", obj)  # fmt: skip
         except Exception:
-            api.delete_job(name, 0)
+            api.delete_workload(w, name, 0)
             raise
         res = request.resources
-        network = objects["Job"]["spec"]["template"]["metadata"]["annotations"].get(MULTUS_ANNOTATION)
-        log.info("created job %s in namespace %s: %d nodes x %d processes (image %s), rendezvous %s-0.%s:%d%s", name,
-                 self.k8s.namespace, res.nodes, res.processes_per_node(), request.image_ref, name, name,
-                 self.k8s.training.rdzv_port, f", network {network}" if network else "")  # fmt: skip
+        network = _template_annotations(body).get(MULTUS_ANNOTATION)
+        rendezvous = f"rendezvous {w.rendezvous(name)}:{self.k8s.training.rdzv_port}" if w.kind != "trainjob" else \
+            f"runtime {self.k8s.training.trainjob_runtime}, rendezvous {w.rendezvous(name)}"  # fmt: skip
+        log.info("created %s %s in namespace %s: %d nodes x %d processes (image %s), %s%s", w.noun, name, self.k8s.namespace,
+                 res.nodes, res.processes_per_node(), request.image_ref, rendezvous, f", network {network}" if network else "")  # fmt: skip
 
     # -- one pod ------------------------------------------------------------------------------------
 
@@ -428,51 +467,51 @@ class KubernetesLauncher:
 
     # -- a multi-node job ---------------------------------------------------------------------------
 
-    def _run_job(self, api: _Api, request: LaunchRequest, name: str, log: logging.Logger) -> Failure | None:
+    def _run_job(self, api: _Api, w: Workload, request: LaunchRequest, name: str, log: logging.Logger) -> Failure | None:
         watch = _Watch(WaitLimits.of(self.k8s), api, log)
-        selector = f"{JOB_NAME_LABEL}={name}"
+        selector = w.pod_selector(name)
         nodes = request.resources.nodes
         while True:
-            job = api.read_job(name)
+            job = api.read_workload(w, name)
             pods = api.list_pods(selector)
-            states = [pod_state(p) for p in pods]
+            states = [pod_state(p, w.container) for p in pods]
             for p in pods:
                 watch.events(p["metadata"]["name"])
-            if job_finished(job) or any(s.phase in ("succeeded", "failed") for s in states):
+            ranks = [s for p, s in zip(pods, states, strict=True) if is_rank(p)]
+            if w.finished(job) or any(s.phase in ("succeeded", "failed") for s in ranks):
                 break
-            if len(states) == nodes and all(s.phase == "running" for s in states):
+            if len(ranks) == nodes and all(s.phase == "running" for s in ranks):
                 break
-            failure = watch.job_pending(job, states, nodes)
+            failure = watch.job_pending(job, states, nodes, w.noun)
             if failure is not None:
                 return failure
             if self._killed.is_set():
                 return None
             self._sleep()
-        rank0 = next((p for p in pods if (p["metadata"].get("annotations") or {}).get(INDEX_ANNOTATION) == "0"), None)
-        if rank0 is not None and pod_state(rank0).phase == "running":
+        rank0 = _rank0(pods)
+        if rank0 is not None and pod_state(rank0, w.container).phase == "running":
             log.info("following rank 0 (pod %s); %d ranks running", rank0["metadata"]["name"], nodes)
-            self._follow(api, rank0["metadata"]["name"], log)
-        job = self._until_done(lambda: api.read_job(name), done=lambda j: job_finished(j) is not None)
-        if job_finished(job) == "succeeded":
+            self._follow(api, rank0["metadata"]["name"], log, w.container)
+        job = self._until_done(lambda: api.read_workload(w, name), done=lambda j: w.finished(j) is not None)
+        if w.finished(job) == "succeeded":
             return None
         pods = api.list_pods(selector)
-        failure = job_failure(job, pods)
-        self._log_failed_ranks(api, pods, log)
+        failure = job_failure(job, pods, w.container, w.noun)
+        self._log_failed_ranks(api, pods, log, w.container)
         return failure
 
-    def _log_failed_ranks(self, api: _Api, pods: list[dict[str, Any]], log: logging.Logger) -> None:
+    def _log_failed_ranks(self, api: _Api, pods: list[dict[str, Any]], log: logging.Logger, container: str = CONTAINER) -> None:
         from kubernetes.client.exceptions import ApiException
 
         for pod in pods:
-            rank = (pod["metadata"].get("annotations") or {}).get(INDEX_ANNOTATION)
-            if rank == "0" or pod_state(pod).phase != "failed":
+            who = rank_name(pod)
+            if who == "rank 0" or pod_state(pod, container).phase != "failed":
                 continue
             try:
-                tail = api.pod_log_tail(pod["metadata"]["name"], FAILED_RANK_LOG_LINES)
+                tail = api.pod_log_tail(pod["metadata"]["name"], FAILED_RANK_LOG_LINES, container)
             except ApiException:
                 continue
-            log.error("last %d log lines of rank %s (pod %s):\n%s", FAILED_RANK_LOG_LINES, rank, pod["metadata"]["name"],
-                      tail.rstrip())  # fmt: skip
+            log.error("last %d log lines of %s (pod %s):\n%s", FAILED_RANK_LOG_LINES, who, pod["metadata"]["name"], tail.rstrip())
 
     # -- waiting, logs and cleanup ------------------------------------------------------------------
 
@@ -488,7 +527,7 @@ class KubernetesLauncher:
                 return obj
             self._sleep()
 
-    def _follow(self, api: _Api, name: str, log: logging.Logger) -> None:
+    def _follow(self, api: _Api, name: str, log: logging.Logger, container: str = CONTAINER) -> None:
         """Streams the container's log into the task log until it ends (the provider's
         PodManager: timestamps, reconnects, no duplicate lines)."""
         from airflow.providers.cncf.kubernetes.utils.pod_manager import PodManager
@@ -498,7 +537,7 @@ class KubernetesLauncher:
         manager._log = log  # its lines (the container's) go to the task log
         try:
             pod = api.core.read_namespaced_pod(name, self.k8s.namespace)
-            manager.fetch_container_logs(pod, CONTAINER, follow=True, post_termination_timeout=5,
+            manager.fetch_container_logs(pod, container, follow=True, post_termination_timeout=5,
                                          log_formatter=lambda _container, line: line.rstrip("\n"))  # fmt: skip
         except ApiException as exc:
             if exc.status != 404 or not self._killed.is_set():
@@ -514,7 +553,24 @@ class KubernetesLauncher:
             delete_launched(api, kind, name, 0)
         else:
             log.info("keeping %s %s (runtime.kubernetes.cleanup: %s)", kind, name, policy)
-            (api.label_pod if kind == "pod" else api.label_job)(name, {LABEL_CHECKED: "true"})
+            label_launched(api, kind, name, {LABEL_CHECKED: "true"})
+
+
+def _rank0(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Rank 0's pod (the newest, when a controller made it more than once)."""
+    zeros = [p for p in pods if is_rank(p) and (p["metadata"].get("annotations") or {}).get(INDEX_ANNOTATION) == "0"]
+    return max(zeros, key=_created, default=None)
+
+
+def _template_annotations(body: dict[str, Any]) -> dict[str, str]:
+    """The pod template's annotations of a Job or a JobSet's (first) replicated Job; a TrainJob's
+    pod overrides."""
+    spec = body["spec"]
+    if "podTemplateOverrides" in spec:
+        return (spec["podTemplateOverrides"][0].get("metadata") or {}).get("annotations") or {}
+    if "replicatedJobs" in spec:
+        spec = spec["replicatedJobs"][0]["template"]["spec"]
+    return spec["template"]["metadata"].get("annotations") or {}
 
 
 class _Watch:
@@ -575,25 +631,26 @@ class _Watch:
                                            f"(runtime.kubernetes.startup_timeout_s)", True)  # fmt: skip
         return None
 
-    def job_pending(self, job: dict[str, Any], states: list[PodState], nodes: int) -> Failure | None:
-        """A job not running on every node yet: None while waiting can still help."""
+    def job_pending(self, job: dict[str, Any], states: list[PodState], nodes: int, what: str = "job") -> Failure | None:
+        """A job (`what`: job, JobSet, TrainJob) not running on every node yet: None while
+        waiting can still help."""
         name = (job.get("metadata") or {}).get("name", "?")
         if job_suspended(job):
-            return self.admission(job)
+            return self.admission(job, what)
         pending = [s for s in states if s.phase == "pending"]
         if len(states) < nodes and not pending:
-            pending = [PodState("pending", waiting=f"job {name}: {len(states)} of {nodes} pods created")]
+            pending = [PodState("pending", waiting=f"{what} {name}: {len(states)} of {nodes} pods created")]
         for s in pending:
             failure = self.pending(s)
             if failure is not None:
-                return Failure(failure.reason, f"job {name}: {failure.message}", failure.retryable, failure.exit_code)
+                return Failure(failure.reason, f"{what} {name}: {failure.message}", failure.retryable, failure.exit_code)
         return None
 
-    def admission(self, job: dict[str, Any]) -> Failure | None:
+    def admission(self, job: dict[str, Any], what: str = "job") -> Failure | None:
         """A suspended job (Kueue has not admitted it): None until its admission deadline."""
         name = (job.get("metadata") or {}).get("name", "?")
         queue, limit = self.limits.queue or "?", self.limits.admission_timeout_s
-        self.note(f"job {name} is suspended, waiting for admission (Kueue queue {queue})")
+        self.note(f"{what} {name} is suspended, waiting for admission (Kueue queue {queue})")
         self.restart_clock()  # the schedule timeout counts from the admission
         since = suspended_since(job)
         if since is None:
@@ -602,7 +659,7 @@ class _Watch:
         waited = time.time() - since
         if waited <= limit:
             return None
-        return Failure("AdmissionTimeout", f"job {name} was not admitted by Kueue queue {queue} within {limit:g}s "
+        return Failure("AdmissionTimeout", f"{what} {name} was not admitted by Kueue queue {queue} within {limit:g}s "
                                            f"(runtime.kubernetes.training.admission_timeout_s; suspended for {waited:.0f}s): "
                                            f"its ClusterQueue has no free quota for the whole gang, or is stopped (kubectl "
                                            f"get workloads, kubectl describe clusterqueue); the suspended job is deleted "

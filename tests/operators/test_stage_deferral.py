@@ -179,6 +179,30 @@ def test_a_job_whose_rank_fails_says_which_and_shows_its_log(fake_cluster, home:
     assert cluster.jobs[ti.xcom["handle"]["name"]]["metadata"]["labels"]["domainllm/checked"] == "true"
 
 
+@pytest.mark.parametrize(("backend", "noun"), [("jobset", "JobSet"), ("trainjob", "TrainJob")])
+def test_a_jobset_or_trainjob_stage_defers_and_resumes_with_its_verdict(fake_cluster, home: Path, tmp_path: Path, capfd,
+                                                                        monkeypatch, backend: str, noun: str) -> None:  # fmt: skip
+    """`training.backend: jobset` / `trainjob`: the stage task defers while the object runs and
+    resumes with the same verdict an Indexed Job gives (the rank, rank 0's log, kept for inspection)."""
+    from domainllm_operators import triggers
+
+    monkeypatch.setattr(triggers, "MIN_DEFERRAL_S", 0.0)  # no Airflow here: no scheduler race to wait out
+
+    def rank1_oom(cluster: FakeCluster, name: str) -> None:
+        (exits(137, "OOMKilled") if _rank(cluster.pods[name]) == 1 else works_until_deleted)(cluster, name)
+
+    cluster = fake_cluster(rank1_oom)
+    spec = _spec(home, tmp_path, training={"backend": backend})
+    ti = _TI()
+    deferred = _defer(spec, ti, stage="cpt")
+    handle = ti.xcom["handle"]
+    assert handle["kind"] == backend and deferred.trigger.serialize()[1]["handle"] == handle
+    with pytest.raises(AirflowFailException, match=f"{noun} {handle['name']}: rank 1 failed first: .* ran out of memory"):
+        _resume(spec, deferred, ti, stage="cpt")  # OOMKilled: final, no retry
+    assert f"the rank 0 log of pod {handle['name']}-node-0-0-" in _output(capfd)
+    assert cluster.custom[f"{backend}s/{handle['name']}"]["metadata"]["labels"]["domainllm/checked"] == "true"
+
+
 def test_a_job_kueue_never_admits_fails_retryably_and_is_deleted(fake_cluster, home: Path, tmp_path: Path) -> None:
     cluster = fake_cluster(works_until_deleted)
     spec = _spec(home, tmp_path, training={"gang": "kueue", "queue": "gpu-training", "admission_timeout_s": 1})

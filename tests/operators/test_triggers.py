@@ -398,3 +398,52 @@ def test_no_event_sooner_than_the_hold_after_deferring(fake_cluster, monkeypatch
     _, _, trigger = _defer(_request())
     event = _event(trigger)
     assert event["status"] == "ended" and time.time() - trigger.since >= 3.0
+
+
+JOBSET_CONN = K8S_CONN.model_copy(update={"training": TrainingJobs(backend="jobset")})
+KUEUE_TRAINJOB = K8S_CONN.model_copy(update={"training": TrainingJobs(backend="trainjob", gang="kueue", queue="gpu-training")})
+
+
+def test_a_jobset_is_waited_for_and_the_resumed_task_reads_which_rank_failed(fake_cluster) -> None:
+    """The wait for a JobSet (training.backend: jobset) in the triggerer: its pods by the JobSet's
+    label, its end by its Failed condition; the resumed task's verdict names the rank."""
+
+    def rank1_dies(cluster: FakeCluster, name: str) -> None:
+        (exits(1) if _rank(cluster.pods[name]) == 1 else works_until_deleted)(cluster, name)
+
+    cluster = fake_cluster(rank1_dies)
+    launcher, handle, trigger = _defer(_request(nodes=2, gpus=8), JOBSET_CONN)
+    assert handle["kind"] == "jobset" and f"jobsets/{handle['name']}" in cluster.custom
+    launched = len(cluster.requests)
+    event = _event(KubernetesStageTrigger(**json.loads(json.dumps(trigger.serialize()[1]))))  # a restarted triggerer's
+    assert event["status"] == "ended" and event["handle"] == handle
+    used = {rbac_request(method, path, {}) for method, path in cluster.requests[launched:]}
+    assert ("jobset.x-k8s.io", "jobsets", "get") in used and ("", "pods", "list") in used
+    result = launcher.finish(handle, event, _log_to, 2.0)  # the resumed task
+    f = result.failure
+    assert f.reason == "ExitCode" and f.retryable and f.message.startswith(f"JobSet {handle['name']}: rank 1 failed first")
+    assert cluster.custom[f"jobsets/{handle['name']}"]["metadata"]["labels"]["domainllm/checked"] == "true"
+    granted = {(group, resource, verb) for (group, resource), verbs in LAUNCHER_RULES.items() for verb in verbs}
+    assert {rbac_request(method, path, {}) for method, path in cluster.requests} <= granted
+
+
+def test_a_kueue_trainjob_waits_suspended_then_runs_to_its_end(fake_cluster, capfd) -> None:
+    cluster = fake_cluster(rank_runs)
+    launcher, handle, trigger = _defer(_request(nodes=2, gpus=8), KUEUE_TRAINJOB)
+    name = handle["name"]
+    trainjob = cluster.custom[f"trainjobs/{name}"]
+    assert handle["kind"] == "trainjob" and trainjob["spec"]["suspend"] and not cluster.pods
+    assert trainjob["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-training"
+
+    def kueue() -> None:
+        time.sleep(1.0)
+        assert not cluster.pods  # nothing runs while it is suspended
+        cluster.admit(name, "trainjobs")
+
+    event = _event(trigger, during=kueue)
+    assert event["status"] == "ended" and "Complete" in str(cluster.custom[f"trainjobs/{name}"]["status"]["conditions"])
+    log = _log(capfd)
+    assert f"TrainJob {name} is suspended, waiting for admission (Kueue queue gpu-training)" in log
+    assert f"TrainJob {name}: all 2 ranks started" in log
+    result = launcher.finish(handle, event, _log_to, 2.0)
+    assert result.exit_code == 0 and result.failure is None and not cluster.custom and not cluster.pods  # delete_succeeded

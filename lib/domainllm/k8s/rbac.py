@@ -11,6 +11,10 @@ LAUNCHER_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("", "services"): frozenset({"create", "delete"}),
     ("batch", "jobs"): frozenset({"create", "get", "list", "patch", "delete"}),
     ("scheduling.volcano.sh", "podgroups"): frozenset({"create"}),
+    # training.backend jobset / trainjob: the object is all we touch (the controllers make its
+    # Jobs, pods and Service, owned by it); its pods are read as above
+    ("jobset.x-k8s.io", "jobsets"): frozenset({"create", "get", "list", "patch", "delete"}),
+    ("trainer.kubeflow.org", "trainjobs"): frozenset({"create", "get", "list", "patch", "delete"}),
 }
 """(API group, resource) -> verbs."""
 

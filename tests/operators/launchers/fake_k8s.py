@@ -4,7 +4,9 @@ custom objects), objects stored as the API's JSON, and a scripted "kubelet" per 
 plays a scenario: scheduled or not, image pulled or not, running with log lines, exiting,
 OOMKilled, evicted, preempted. A small Job controller makes an Indexed Job's pods and fails
 the whole job when one fails (backoffLimit 0); a suspended Job waits until `admit` (Kueue)
-resumes it. No cluster runs here: this is the HTTP boundary the real API server answers at."""
+resumes it. Custom objects are stored, listed, labelled and deleted with what they own, and
+JobSets and TrainJobs run through tiny controllers of their own (fake_job_apis.py). No
+cluster runs here: this is the HTTP boundary the real API server answers at."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.operators.launchers import fake_job_apis
 
 Kubelet = Callable[["FakeCluster", str], None]
 """Plays one pod's life, given the cluster and the pod's name (runs in its own thread)."""
@@ -238,8 +242,11 @@ class FakeCluster:
             template["spec"]["hostname"] = f"{name}-{i}"
             self.create_pod({"apiVersion": "v1", "kind": "Pod", **template})
 
-    def admit(self, name: str) -> None:
-        """Kueue admits a suspended job: it is resumed, and the Job controller makes its pods."""
+    def admit(self, name: str, plural: str = "jobs") -> None:
+        """Kueue admits a suspended job (or JobSet, TrainJob: `plural`): it is resumed, and the
+        Job controller makes its pods."""
+        if plural != "jobs":
+            return fake_job_apis.admit(self, plural, name)
         with self.changed:
             job = self.jobs[name]
             assert job["spec"].get("suspend"), f"job {name} is not suspended"
@@ -285,6 +292,7 @@ class FakeCluster:
                     conds.append({"type": "Complete", "status": "True"})
                 job["status"]["active"] = phases.count("Running")
             self.changed.notify_all()
+        fake_job_apis.reconcile(self)
         for pod in to_stop:
             if self.alive(pod):
                 self.exit(pod, 143, "Error", phase="Failed")
@@ -336,14 +344,37 @@ class _Handler(BaseHTTPRequestHandler):
             return self._core(method, kind, name, sub, query)
         if b:
             return self._jobs(method, b.group(2), query)
-        if x and method == "POST":
-            obj = self._body()
-            with c.lock:
-                obj["metadata"].update(uid=uuid.uuid4().hex, creationTimestamp=now())
-                c.custom[f"{x.group(4)}/{obj['metadata']['name']}"] = obj
-                c.created.append((x.group(4), obj["metadata"]["name"]))
-            return self._send(201, obj)
+        if x:
+            return self._custom(method, x.group(4), x.group(5), query)
         self._send(404, _status(404, "NotFound", f"no route {method} {url.path}"))
+
+    def _custom(self, method: str, plural: str, name: str | None, query: dict[str, list[str]]) -> None:
+        c = self.cluster
+        if method == "GET" and name is None:
+            selector = (query.get("labelSelector") or [""])[0]
+            with c.lock:
+                items = [copy.deepcopy(o) for k, o in c.custom.items()
+                         if k.split("/", 1)[0] == plural and _matches(o["metadata"].get("labels") or {}, selector)]  # fmt: skip
+            return self._send(200, {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
+        if method == "POST":
+            body = self._body()
+            try:
+                return self._send(201, fake_job_apis.create(c, plural, body))
+            except KeyError:
+                return self._send(409, _status(409, "AlreadyExists", f"{plural} {body['metadata']['name']!r} already exists"))
+        with c.lock:
+            obj = copy.deepcopy(c.custom.get(f"{plural}/{name}"))
+        if obj is None:
+            return self._send(404, _status(404, "NotFound", f"{plural} {name!r} not found"))
+        if method == "GET":
+            return self._send(200, obj)
+        if method == "PATCH":
+            return self._send(200, fake_job_apis.label(c, plural, name, self._body()["metadata"]["labels"]))  # type: ignore[arg-type]
+        if method == "DELETE":
+            self._body()
+            fake_job_apis.delete(c, plural, name, query)  # type: ignore[arg-type]
+            return self._send(200, obj)
+        self._send(405, _status(405, "MethodNotAllowed", method))
 
     def _core(self, method: str, kind: str, name: str | None, sub: str | None, query: dict[str, list[str]]) -> None:
         c = self.cluster

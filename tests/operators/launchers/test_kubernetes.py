@@ -390,8 +390,11 @@ def test_a_kueue_job_not_admitted_in_time_fails_retryably_and_is_deleted(log) ->
 
 
 def test_the_launcher_needs_exactly_the_rbac_it_is_granted(log) -> None:
-    """Replays the scenarios that make every kind of call and compares the calls with the
-    rules the deploy grants (`domainllm.k8s.rbac`): none missing, none unused."""
+    """Replays the scenarios that make every kind of call (JobSets' and TrainJobs' too:
+    test_kubernetes_job_apis.py) and compares the calls with the rules the deploy grants
+    (`domainllm.k8s.rbac`): none missing, none unused."""
+    from tests.operators.launchers import test_kubernetes_job_apis as job_apis
+
     CLUSTERS.clear()
     test_a_restarted_worker_reattaches_instead_of_starting_a_duplicate(log)
     test_oomkilled_is_not_retried_and_the_pod_is_kept_for_inspection(log)
@@ -399,6 +402,9 @@ def test_the_launcher_needs_exactly_the_rbac_it_is_granted(log) -> None:
     test_a_failed_rank_fails_the_whole_job_and_says_which(log)
     test_a_volcano_gang_gets_its_pod_group_with_the_job(log)
     test_a_task_kill_deletes_the_job_and_its_service(log)
+    for backend, noun in (("jobset", "JobSet"), ("trainjob", "TrainJob")):  # create, list, get, patch (kept)
+        job_apis.test_a_failed_rank_fails_the_whole_job_says_which_and_shows_its_log(log, backend, noun)
+        job_apis.test_a_task_kill_deletes_the_object_and_everything_it_owns(log, backend)  # delete
     asked = set().union(*(c.authorized for c in CLUSTERS))
     granted = {(group, resource, verb) for (group, resource), verbs in LAUNCHER_RULES.items() for verb in verbs}
     assert asked == granted, {"not granted": asked - granted, "granted, never used": granted - asked}
