@@ -130,7 +130,7 @@ def _step(percent: float, version: str, stable: Served, canary: Served, traffic:
         verdict = judge({}, step_delta(before, traffic.snapshot()), cfg, quality=q)
         waited = time.monotonic() - t0
         if waited > cfg.step_timeout_s or (verdict.enough and (q is None or not verdict.passed or waited > cfg.vote_wait_s
-                                                                or _votes_in(q, cfg))):  # fmt: skip
+                                                                or _votes_in(q, cfg, stable_served=percent < 100))):  # fmt: skip
             break
         time.sleep(1)
     step = Step(percent, verdict, time.monotonic() - t0)
@@ -143,10 +143,12 @@ def _step(percent: float, version: str, stable: Served, canary: Served, traffic:
                             f"traffic.\n  " + "\n  ".join(verdict.reasons), steps)  # fmt: skip
 
 
-def _votes_in(q: Quality, cfg: RolloutConfig) -> bool:
-    """Whether both versions have the votes (and judge scores, when judged) a comparison needs."""
-    votes = q.canary.votes >= cfg.min_votes and q.stable.votes >= cfg.min_votes
-    judged = not cfg.judge_sample or (q.canary.judged >= cfg.judge_min_scored and q.stable.judged >= cfg.judge_min_scored)
+def _votes_in(q: Quality, cfg: RolloutConfig, *, stable_served: bool = True) -> bool:
+    """Whether both versions have the votes (and judge scores, when judged) a comparison needs;
+    at 100% the stable version gets no traffic: the canary's alone are waited for."""
+    sides = (q.canary, q.stable) if stable_served else (q.canary,)
+    votes = all(v.votes >= cfg.min_votes for v in sides)
+    judged = not cfg.judge_sample or all(v.judged >= cfg.judge_min_scored for v in sides)
     return votes and judged
 
 

@@ -86,6 +86,13 @@ class Cluster(FakeCluster):
         self._update(name, lambda pod: pod["status"].__setitem__("podIP", ip))
         return ip
 
+    def dump(self, lines: int = 30) -> str:
+        """Every pod's state and last log lines: what a failing test prints."""
+        with self.lock:
+            out = [f"pod {n}: {p['status'].get('phase')} {p['status'].get('containerStatuses')}\n  "
+                   + "\n  ".join(self.logs.get(n, [])[-lines:]) for n, p in self.pods.items()]  # fmt: skip
+        return "\n".join(out)
+
     # -- objects a test (or Helm) applies ---------------------------------------------------------
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -511,6 +518,8 @@ class Network:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.seen: list[tuple[str, str]] = []
+        """(host, path) of every request it carried."""
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -527,6 +536,7 @@ class _Proxy(BaseHTTPRequestHandler):
 
     def _relay(self) -> None:
         url = urlparse(self.path)
+        self.cluster.network.seen.append((url.hostname or "", url.path))
         port = self.cluster.resolve(url.hostname or "", url.port or 80)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
