@@ -51,8 +51,8 @@ def api_client() -> Any:
 
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config()
-    else:
-        config.load_kube_config()
+    else:  # KUBECONFIG read now: the client reads it once, when first imported
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
     return client.ApiClient()
 
 

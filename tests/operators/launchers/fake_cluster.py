@@ -17,6 +17,7 @@ whose process exits restarts (restartPolicy Always, counted in restartCount) or 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import hashlib
@@ -281,6 +282,7 @@ class ProcessKubelet:
         self.cluster, self.root, self.claims, self.commands = cluster, root, claims, commands
         self.base_env, self.lag_s = base_env, config_map_lag_s
         self.procs: dict[str, subprocess.Popen] = {}
+        atexit.register(self.stop_all, 2)
 
     # -- volumes ----------------------------------------------------------------------------------------
 
@@ -479,16 +481,19 @@ class ProcessKubelet:
                 return
             time.sleep(0.1)
 
-    def stop_all(self) -> None:
+    def stop_all(self, grace_s: float = 10) -> None:
+        """Every pod's process group: SIGTERM, SIGKILL after `grace_s` (also at interpreter exit:
+        a test stopped by its timeout must not leave vLLM servers behind)."""
         for proc in list(self.procs.values()):
             if proc.poll() is None:
                 _signal(proc, signal.SIGTERM)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + grace_s
         for proc in list(self.procs.values()):
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal(proc, signal.SIGKILL)
+                pass
+            _signal(proc, signal.SIGKILL)  # what is left of its group (vLLM's engine and workers)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -661,10 +666,12 @@ class ClusterApiServer(FakeApiServer):
         self.httpd.RequestHandlerClass = handler
 
     def __exit__(self, *exc: Any) -> None:
-        super().__exit__(*exc)
         assert isinstance(self.cluster, Cluster)
-        self.cluster.network.close()
-        self.cluster.kubelet_impl.stop_all()
+        try:
+            super().__exit__(*exc)
+            self.cluster.network.close()
+        finally:
+            self.cluster.kubelet_impl.stop_all()
 
 
 OnPod = Callable[[Cluster, str], None]
