@@ -489,10 +489,8 @@ class ProcessKubelet:
                 _signal(proc, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         for proc in list(self.procs.values()):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
             _signal(proc, signal.SIGKILL)  # what is left of its group (vLLM's engine and workers)
         shutil.rmtree(self.root, ignore_errors=True)
 
