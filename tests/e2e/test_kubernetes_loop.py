@@ -74,7 +74,7 @@ def _spec(corpora: Path, home: Path, tmp_path: Path, spec_dir: Path) -> Path:
                                      "cache": {"mount_path": str(tmp_path / "cache")},
                                      "serving": {"gateway_service": GATEWAY, "routes_config_map": "rel-domainllm-routes",
                                                  "probe_key_secret": "domainllm-probe-key", "gpus": 0, "cpu": "1", "memory": "4Gi",
-                                                 "startup_timeout_s": 300}}}  # fmt: skip
+                                                 "startup_timeout_s": 600}}}  # fmt: skip
     return write_spec(spec_dir / "spec.yaml", doc)
 
 
