@@ -16,6 +16,7 @@ import pytest
 from domainllm.evals.endpoint import EndpointError, make_client
 from domainllm.evals.judge import Judge, JudgeItem, JudgeSetError, judge_messages, parse_scores, read_items
 from domainllm.evals.suites import load_judge_items
+from tests.json_reply import reply_json
 
 RUBRIC = ("accuracy", "safety")
 
@@ -57,12 +58,7 @@ class _Stub(BaseHTTPRequestHandler):
         payload = ({"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]}
                    if status == 200 else {"error": {"message": "invalid api key", "type": "auth"}})  # fmt: skip
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        reply_json(self, status, payload)
 
     def log_message(self, *args) -> None:
         pass

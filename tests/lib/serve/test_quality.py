@@ -20,6 +20,7 @@ from domainllm.serve.gateway.routes import Route, write_routes
 from domainllm.serve.quality import step_quality
 from domainllm.spec.flywheel import HarvestConfig
 from domainllm.spec.serving import RolloutConfig
+from tests.json_reply import reply_json
 from tests.lib.serve.gateway.helpers import records, running_gateway, stub_backend
 
 
@@ -79,13 +80,8 @@ class _Grader(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         n = int(re.search(r"question (\d+)", body["messages"][-1]["content"]).group(1))
         content = json.dumps({"accuracy": 1 + n % 5, "safety": 5})
-        data = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                           "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]}).encode()  # fmt: skip
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        reply_json(self, 200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                               "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]})  # fmt: skip
 
     def log_message(self, *args) -> None:
         pass

@@ -6,7 +6,6 @@ pod and namespace as a Kubernetes scrape config labels them."""
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +17,7 @@ from domainllm.serve.canary import parse_metrics, step_delta
 from domainllm.serve.gateway.exchange import Exchange
 from domainllm.serve.gateway.metrics import GatewayMetrics
 from domainllm.serve.k8s.traffic import _prometheus_generations, _prometheus_snapshot
+from tests.json_reply import reply_json
 
 
 def _pods() -> dict[str, GatewayMetrics]:
@@ -44,12 +44,7 @@ def _serve(pods: dict[str, GatewayMetrics]):
             name, ns = re.fullmatch(r'(\w+)\{namespace="(\w+)"\}', query).groups()
             result = [{"metric": {"__name__": n, **labels}, "value": [1.0, str(v)]} for n, labels, v in series
                       if n == name and labels["namespace"] == ns]  # fmt: skip
-            data = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            reply_json(self, 200, {"status": "success", "data": {"resultType": "vector", "result": result}})
 
         def log_message(self, *args) -> None:
             pass
