@@ -254,14 +254,14 @@ def works_until_deleted(cluster: FakeCluster, name: str) -> None:
         time.sleep(0.1)
 
 
-def _killed_while_running(request: LaunchRequest, log):
+def _killed_while_running(request: LaunchRequest, log, k8s: KubernetesConfig = K8S) -> tuple[FakeCluster, object, str]:
     """Launches in a thread, kills once the container has logged, waits for launch to return."""
     cluster = FakeCluster(works_until_deleted)
     CLUSTERS.append(cluster)
     handles: list[dict] = []
     out: dict = {}
     with FakeApiServer(cluster) as server:
-        launcher = _launcher(server)
+        launcher = _launcher(server, k8s)
         thread = threading.Thread(target=lambda: out.setdefault("r", launcher.launch(request, log[0], handles.append)))
         thread.start()
         deadline = time.monotonic() + 10

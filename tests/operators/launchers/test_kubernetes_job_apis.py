@@ -17,13 +17,12 @@ import pytest
 
 from domainllm.k8s.jobs import JOBSET_NAME_LABEL, jobset
 from domainllm.k8s.pod import LABEL_CHECKED, PodTarget
-from domainllm.launch import LaunchRequest
-from domainllm.spec.kubernetes import KubernetesConfig, TrainingJobs
-from tests.operators.launchers.fake_k8s import FakeApiServer, FakeCluster
+from domainllm.spec.kubernetes import TrainingJobs
+from tests.operators.launchers.fake_k8s import FakeCluster
 from tests.operators.launchers.test_kubernetes import (
     CLUSTERS,
     K8S,
-    _launcher,
+    _killed_while_running,
     _rank,
     _Records,
     _request,
@@ -178,27 +177,9 @@ def test_a_restarted_worker_follows_the_jobset_an_earlier_attempt_started(log) -
     assert f"reattaching to jobset {names['live']}" in log[1].text()
 
 
-def _killed_while_running(request: LaunchRequest, k8s: KubernetesConfig, log) -> tuple[FakeCluster, object, str]:
-    cluster = FakeCluster(works_until_deleted)
-    CLUSTERS.append(cluster)
-    handles: list[dict] = []
-    out: dict = {}
-    with FakeApiServer(cluster) as server:
-        launcher = _launcher(server, k8s)
-        thread = threading.Thread(target=lambda: out.setdefault("r", launcher.launch(request, log[0], handles.append)))
-        thread.start()
-        deadline = time.monotonic() + 10
-        while "working" not in log[1].lines and time.monotonic() < deadline:
-            time.sleep(0.05)
-        launcher.kill()
-        thread.join(20)
-    assert not thread.is_alive()
-    return cluster, out["r"], handles[0]["name"]
-
-
 @pytest.mark.parametrize("backend", ["jobset", "trainjob"])
 def test_a_task_kill_deletes_the_object_and_everything_it_owns(log, backend: str) -> None:
-    cluster, result, name = _killed_while_running(_request(nodes=2), BACKENDS[backend], log)
+    cluster, result, name = _killed_while_running(_request(nodes=2), log, BACKENDS[backend])
     assert (f"{backend}s", name, {"gracePeriodSeconds": ["5"], "propagationPolicy": ["Foreground"]}) in cluster.deleted
     assert result.failure.reason == "Killed" and _nothing_left(cluster)
 
