@@ -126,8 +126,12 @@ def _step(percent: float, version: str, stable: Served, canary: Served, traffic:
     while True:
         if probe is not None and cfg.probe_requests:
             probe(cfg.probe_requests)
-        q = quality(since, version, stable.version) if quality is not None else None
-        verdict = judge({}, step_delta(before, traffic.snapshot()), cfg, quality=q)
+        served = step_delta(before, traffic.snapshot())
+        verdict = judge({}, served, cfg)
+        q = None
+        if quality is not None and verdict.enough:  # the request log is read once the metrics have their sample
+            q = quality(since, version, stable.version)
+            verdict = judge({}, served, cfg, quality=q)
         waited = time.monotonic() - t0
         if waited > cfg.step_timeout_s or (verdict.enough and (q is None or not verdict.passed or waited > cfg.vote_wait_s
                                                                 or _votes_in(q, cfg, stable_served=percent < 100))):  # fmt: skip
