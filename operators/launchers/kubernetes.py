@@ -529,12 +529,14 @@ class KubernetesLauncher:
 
     def _follow(self, api: _Api, name: str, log: logging.Logger, container: str = CONTAINER) -> None:
         """Streams the container's log into the task log until it ends (the provider's
-        PodManager: timestamps, reconnects, no duplicate lines)."""
+        PodManager: timestamps, reconnects after a cut stream); `_Resumed` drops what a resumed
+        stream sends twice."""
         from airflow.providers.cncf.kubernetes.utils.pod_manager import PodManager
         from kubernetes.client.exceptions import ApiException
 
-        manager = PodManager(kube_client=api.core)
-        manager._log = log  # its lines (the container's) go to the task log
+        resumed = _Resumed(log)
+        manager = PodManager(kube_client=api.core, callbacks=[resumed])  # type: ignore[list-item]
+        manager._log = resumed  # its lines (the container's) go to the task log
         try:
             pod = api.core.read_namespaced_pod(name, self.k8s.namespace)
             manager.fetch_container_logs(pod, container, follow=True, post_termination_timeout=5,
@@ -554,6 +556,31 @@ class KubernetesLauncher:
         else:
             log.info("keeping %s %s (runtime.kubernetes.cleanup: %s)", kind, name, policy)
             label_launched(api, kind, name, {LABEL_CHECKED: "true"})
+
+
+class _Resumed:
+    """The task log behind PodManager, without the lines a resumed stream sends again. After a
+    cut stream the provider asks again from the last line's time in whole seconds
+    (`sinceSeconds`), so the last second's lines come twice; each line's timestamp reaches
+    `progress_callback` just before the line is logged, and a line not newer than the newest
+    one logged is dropped. Everything else goes to the logger unchanged."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._to = log
+        self._newest: Any = None
+        self._repeat = False
+
+    def progress_callback(self, *, timestamp: Any = None, **_: Any) -> None:
+        self._repeat = timestamp is not None and self._newest is not None and timestamp <= self._newest
+        if timestamp is not None and not self._repeat:
+            self._newest = timestamp
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if not self._repeat:
+            self._to.log(level, msg, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._to, name)
 
 
 def _rank0(pods: list[dict[str, Any]]) -> dict[str, Any] | None:

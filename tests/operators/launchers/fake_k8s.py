@@ -92,6 +92,9 @@ class FakeCluster:
         """Answers to give instead of the real one: {"method", "path" (a regex), "status" (0: drop
         the connection), "times"}, e.g. an API server being upgraded."""
         self.faulted: list[tuple[str, str, int]] = []
+        self.log_cuts = 0
+        """How many followed log streams to cut mid-stream (the connection drops after a line,
+        no end chunk), as a load balancer or an API server restart does to a long watch."""
 
     def fault(self, method: str, path: str, status: int, times: int) -> None:
         with self.lock:
@@ -484,6 +487,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
             sent += len(lines)
+            if lines and follow and not ended:
+                with c.lock:
+                    cut, c.log_cuts = c.log_cuts > 0, max(0, c.log_cuts - 1)
+                if cut:
+                    self.close_connection = True
+                    return
             if not follow or (ended and not lines):
                 break
         self.wfile.write(b"0\r\n\r\n")
