@@ -7,10 +7,10 @@ agree value for value. We compute it in one compiled pass over a batch of docume
 (normalize -> word n-grams -> xxh32 -> permutations -> min) instead of one Python call per
 shingle, which is what makes datasketch too slow for corpora.
 
-Normalization before shingling: lower-case (Python's, so Unicode-aware), ASCII punctuation
-deleted, runs of whitespace collapsed to one space. Shingles are `ngram` consecutive words
-joined by one space; a document with fewer words is one shingle; a document with no words
-has no signature (it can only be an exact duplicate).
+Shingles are `ngram` consecutive tokens (`domainllm.data.hashing.tokenize`: NFKC,
+lower-case, punctuation and symbols separate, CJK characters one token each) joined by one
+space; a document with fewer tokens is one shingle; a document with no tokens has no
+signature (it can only be an exact duplicate).
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import numba
 import numpy as np
 
 from domainllm.data.hashing import M32 as _M32
-from domainllm.data.hashing import WORD_CLASS as _CLASS
 from domainllm.data.hashing import fmix32 as _fmix32
 from domainllm.data.hashing import pack_texts as _pack
-from domainllm.data.hashing import xxh32
+from domainllm.data.hashing import tokenize, tokens, xxh32
 
 EMPTY = np.uint32(0xFFFFFFFF)
 """Every value of a document with no shingles."""
@@ -48,47 +47,31 @@ def _permute_min(h, a64, b64, sig):
 
 
 @numba.njit(cache=True, nogil=True)
-def _signatures(data, offsets, cls, ngram, a, b, out):  # pragma: no cover - compiled
-    """One pass per document: normalize into `norm` while tracking the start of the last
-    `ngram` words in a ring, and hash each shingle as its last word ends. Memory: the
-    longest document, once (not per word)."""
+def _signatures(data, offsets, ngram, a, b, out):  # pragma: no cover - compiled
+    """Per document: its tokens (`tokenize`), then each run of `ngram` tokens hashed as the
+    bytes that span them. Memory: 18 bytes a byte of the longest document (not per document)."""
     a64 = a.astype(np.uint64)
     b64 = b.astype(np.uint64)
     norm = np.empty(0, dtype=np.uint8)
-    ring = np.zeros(ngram, dtype=np.int64)
+    starts = np.empty(0, dtype=np.int64)
     nshingles = np.zeros(offsets.shape[0] - 1, dtype=np.int64)
     for d in range(offsets.shape[0] - 1):
         lo, hi = offsets[d], offsets[d + 1]
-        if norm.shape[0] < hi - lo:
-            norm = np.empty(max(hi - lo, 2 * norm.shape[0]), dtype=np.uint8)
+        if norm.shape[0] < 2 * (hi - lo) + 1:  # what `tokenize` may write
+            norm = np.empty(max(2 * (hi - lo) + 1, 2 * norm.shape[0]), dtype=np.uint8)
+            starts = np.empty(norm.shape[0], dtype=np.int64)
         sig = out[d]
         for k in range(sig.shape[0]):
             sig[k] = EMPTY
-        n = 0
-        words = 0
-        count = 0
-        in_word = False
-        for i in range(lo, hi + 1):
-            k = cls[data[i]] if i < hi else 1  # the end of the document ends a word
-            if k == 0:
-                if not in_word:
-                    if words > 0:
-                        norm[n] = 32
-                        n += 1
-                    ring[words % ngram] = n
-                    in_word = True
-                norm[n] = data[i]
-                n += 1
-            elif k == 1 and in_word:
-                in_word = False
-                words += 1
-                if words >= ngram:
-                    _permute_min(_fmix32(xxh32(norm, ring[(words - ngram) % ngram], n)), a64, b64, sig)
-                    count += 1
-        if 0 < words < ngram:  # a short document is one shingle
+        n, count = tokenize(data, lo, hi, norm, starts)
+        if count >= ngram:
+            for j in range(ngram - 1, count):
+                end = starts[j + 1] - 1 if j + 1 < count else n
+                _permute_min(_fmix32(xxh32(norm, starts[j - ngram + 1], end)), a64, b64, sig)
+            nshingles[d] = count - ngram + 1
+        elif count > 0:  # a short document is one shingle
             _permute_min(_fmix32(xxh32(norm, 0, n)), a64, b64, sig)
-            count = 1
-        nshingles[d] = count
+            nshingles[d] = 1
     return nshingles
 
 
@@ -98,16 +81,14 @@ def signatures(
     """(signatures uint32[len(texts), num_perm], shingle counts int64[len(texts)])."""
     data, offsets = _pack(texts)
     out = np.empty((len(texts), a.shape[0]), dtype=np.uint32)
-    counts = _signatures(data, offsets, _CLASS, ngram, a, b, out)
+    counts = _signatures(data, offsets, ngram, a, b, out)
     return out, counts
 
 
 def shingles(text: str, ngram: int = 5) -> list[bytes]:
     """The shingles `signatures` hashes, in plain Python: the reference for tests and for
     exact Jaccard verification of candidate pairs."""
-    raw = text.lower().encode("utf-8", "surrogatepass")
-    kept = bytes(c for c in raw if _CLASS[c] != 2)
-    words = kept.split()
+    words = tokens(text)
     if not words:
         return []
     if len(words) < ngram:
