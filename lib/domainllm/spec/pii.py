@@ -8,6 +8,8 @@ from domainllm.spec.base import Location, Section
 
 PII_ENTITIES = ("EMAIL", "PRIVATE_KEY", "API_KEY", "PASSWORD", "CREDIT_CARD", "CN_ID", "US_SSN", "PHONE",
                 "IP_ADDRESS", "PERSON")  # fmt: skip
+IP_SCOPES = ("loopback", "unspecified", "link_local", "multicast", "reserved", "documentation", "private")
+"""Address ranges that `keep_ip_scopes` can leave in the text."""
 
 
 class PiiConfig(Section):
@@ -19,6 +21,17 @@ class PiiConfig(Section):
     ner_languages: tuple[str, ...] = ("en",)
     """Languages the NER model serves; documents in other languages use the first."""
     min_ner_score: float = Field(default=0.6, ge=0.0, le=1.0)
+    keep_ip_scopes: tuple[str, ...] = IP_SCOPES[:-1]
+    """IP address ranges left in the text: any of those and `private` (10.x, 192.168.x, fc00::/7).
+    Public addresses are always replaced."""
+
+    @field_validator("keep_ip_scopes")
+    @classmethod
+    def _scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(IP_SCOPES))
+        if unknown:
+            raise ValueError(f"unknown IP scopes {unknown}; allowed: {list(IP_SCOPES)}")
+        return value
 
     @field_validator("entities")
     @classmethod

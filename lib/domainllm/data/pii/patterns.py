@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from domainllm.spec.pii import PII_ENTITIES
+from domainllm.spec.pii import IP_SCOPES, PII_ENTITIES
 
 
 @dataclass(frozen=True)
@@ -92,29 +92,62 @@ def _ssn_ok(value: str, _m: re.Match[str]) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
-_NOT_PERSONAL_V4 = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
-_NOT_PERSONAL_V6 = [ipaddress.ip_network("2001:db8::/32")]
+DEFAULT_KEEP_IP_SCOPES = IP_SCOPES[:-1]
+"""Kept by default: 127.0.0.1, ::1, 0.0.0.0, fe80::, 224.0.0.x, 240.x, 192.0.2.x, 2001:db8:: identify
+nobody and are everywhere in code and docs. Public and private (internal network) addresses
+are replaced."""
+
+_DOCUMENTATION = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
 
 
-def _personal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Loopback, unspecified, multicast, reserved and documentation addresses (127.0.0.1,
-    ::1, 0.0.0.0, 192.0.2.x, 2001:db8::) identify nobody and are everywhere in code; they
-    stay. Public and private (internal network) addresses are replaced."""
-    if ip.is_loopback or ip.is_unspecified or ip.is_multicast or ip.is_reserved or ip.is_link_local:
-        return False
-    return not any(ip in net for net in (_NOT_PERSONAL_V4 if ip.version == 4 else _NOT_PERSONAL_V6))
+def _scope(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_link_local:
+        return "link_local"
+    if ip.is_multicast:
+        return "multicast"
+    if any(ip.version == net.version and ip in net for net in _DOCUMENTATION):
+        return "documentation"
+    if ip.is_reserved:
+        return "reserved"
+    if ip.is_private:
+        return "private"
+    return None
 
 
-def _ipv4_ok(value: str, m: re.Match[str]) -> bool:
-    if any(len(p) > 1 and p[0] == "0" for p in value.split(".")):
-        return False  # 01.02.03.04 is a version or a date, not how addresses are written
-    before = m.string[max(0, m.start() - 9) : m.start()].lower()
-    if re.search(r"(?:\bv|version|ver\.?)\s*$", before):
-        return False  # v1.2.3.4, version 10.0.0.1
+def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return _personal(ipaddress.IPv4Address(value))
+        ip = ipaddress.ip_address(value.split("%", 1)[0])
     except ValueError:
-        return False
+        return None
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return mapped or ip
+
+
+def _ipv4_ok(keep: frozenset[str]) -> Callable[[str, re.Match[str]], bool]:
+    def ok(value: str, m: re.Match[str]) -> bool:
+        if any(len(p) > 1 and p[0] == "0" for p in value.split(".")):
+            return False  # 01.02.03.04 is a version or a date, not how addresses are written
+        before = m.string[max(0, m.start() - 9) : m.start()].lower()
+        if re.search(r"(?:\bv|\bversion|\bver\.?)\s*$", before):
+            return False  # v1.2.3.4, version 10.0.0.1 (not "Server 10.0.0.1")
+        ip = _ip(value)
+        return ip is not None and _scope(ip) not in keep
+
+    return ok
+
+
+def _ipv6_ok(keep: frozenset[str]) -> Callable[[str, re.Match[str]], bool]:
+    def ok(value: str, _m: re.Match[str]) -> bool:
+        if value.count(":") < 2 or not any(c.isdigit() for c in value):
+            return False  # "dead::beef", C++/Perl "Foo::Bar" look-alikes
+        ip = _ip(value)
+        return ip is not None and _scope(ip) not in keep
+
+    return ok
 
 
 _USERINFO = re.compile(r"://[^\s:/@]{1,64}:$")
@@ -123,15 +156,6 @@ _USERINFO = re.compile(r"://[^\s:/@]{1,64}:$")
 def _email_ok(value: str, m: re.Match[str]) -> bool:
     """Not the `password@host` tail of `scheme://user:password@host` (the password detector's)."""
     return not _USERINFO.search(m.string, max(0, m.start() - 70), m.start())
-
-
-def _ipv6_ok(value: str, _m: re.Match[str]) -> bool:
-    if value.count(":") < 2 or not any(c.isdigit() for c in value):
-        return False  # "dead::beef", C++/Perl "Foo::Bar" look-alikes
-    try:
-        return _personal(ipaddress.IPv6Address(value))
-    except ValueError:
-        return False
 
 
 _NOT_SECRET = {"none", "null", "nil", "true", "false", "undefined", "str", "string", "bytes", "int", "required",
@@ -165,7 +189,7 @@ def _value_ok(value: str, quoted: bool, random_min: int = 16) -> bool:
 _SECRET_KEYS = (r"api[_-]?key|apikey|api[_-]?secret|secret[_-]?key|secret|access[_-]?key(?:[_-]?id)?|access[_-]?token|"
                 r"auth[_-]?token|bearer[_-]?token|refresh[_-]?token|client[_-]?secret|private[_-]?key|token|"
                 r"aws_secret_access_key")  # fmt: skip
-_PASSWORD_KEYS = r"password|passwd|passwort|pass_?word|pwd|db_?pass|pass|密码"
+_PASSWORD_KEYS = r"password|passwd|passwort|pass_?word|pwd|db_?pass|pass|pgpassword|mysql_?pwd|密码"
 _ASSIGN = r"\b[\"']?[ \t]*(?:[:=]|=>|:=|：)[ \t]*"
 
 
@@ -176,7 +200,7 @@ def _assignment(keys: str, quoted_min: int, unquoted_min: int, spaces: bool) -> 
     quoted = r"[^\"'`\n]" if spaces else r"[^\"'`\s]"
     return re.compile(
         rf"(?i)(?<!::)(?<!->)(?:\b|_)(?:{keys}){_ASSIGN}"
-        rf"(?:(?P<q>[\"'`])(?P<v>{quoted}{{{quoted_min},200}}?)(?P=q)|(?P<u>[^\s\"'`,;]{{{unquoted_min},200}}))"
+        rf"(?:(?P<q>[\"'`])(?P<v>{quoted}{{{quoted_min},200}}?)(?P=q)|(?P<u>[^\s\"'`,;&]{{{unquoted_min},200}}))"
     )
 
 
@@ -194,11 +218,65 @@ class _Assignment(Detector):
                 yield m.start(group), m.end(group)
 
 
+_ARG = r"""(?:"[^"\n]*"|'[^'\n]*'|[^,()\n"']+?)"""  # one call argument: a string literal or an expression
+_Q = r"""(?P<q>["'])(?P<v>[^"'\n]{1,200})(?P=q)"""
+
+_CALLS = (
+    rf"DBI->connect(?:_cached)?\(\s*{_ARG}\s*,\s*{_ARG}\s*,\s*{_Q}",  # Perl: DBI->connect($dsn, 'user', 'pw')
+    rf"\b(?:HTTPBasicAuth|HTTPDigestAuth|HTTPProxyAuth|BasicAuth|basic_auth|http_auth)\(\s*{_ARG}\s*,\s*{_Q}",
+    rf"\bauth\s*=\s*[\[(]\s*{_ARG}\s*,\s*{_Q}\s*[\])]",  # requests.get(url, auth=('user', 'pw'))
+    rf"\.login\(\s*{_ARG}\s*,\s*{_Q}",  # smtplib / ftplib / imaplib: server.login(user, 'pw')
+    rf"\b(?:pymysql|MySQLdb|mysql\.connector)\.connect\(\s*{_ARG}\s*,\s*{_ARG}\s*,\s*{_Q}",  # (host, user, pw)
+)  # fmt: skip
+"""Passwords passed by position to the calls that take them (group `v`)."""
+
+_CLI = re.compile(
+    r"""\bmysql(?:dump|admin|import|show|check)?\b[^\n|;&]*?\s-p(?P<v>[^\s'"$-][^\s'"]*)"""  # mysql -uroot -pSECRET
+    r"""|\bsshpass\s+-p\s*(?P<v2>[^\s'"$-]\S*)"""
+    r"""|(?<![\w-])--(?:db-|admin-)?password[ \t]+(?P<v3>[^\s'"$<{-]\S*)"""  # --password pw (`--password=pw` is an assignment)
+)
+"""Passwords on command lines."""
+
+
+@dataclass(frozen=True)
+class _Positional(Detector):
+    def find(self, text: str, lower: str | None = None) -> Iterator[tuple[int, int]]:
+        if self.hint is not None and not self.hint(text.lower() if lower is None else lower):
+            return
+        for m in self.pattern.finditer(text):
+            group = next(g for g, v in m.groupdict().items() if v is not None and g.startswith("v"))
+            if _value_ok(m.group(group), quoted=True):
+                yield m.start(group), m.end(group)
+
+
 # --- detectors --------------------------------------------------------------------------
 
 _D = r"(?<![A-Za-z0-9_.+-])"  # left boundary for numbers and addresses
 
-DETECTORS: tuple[Detector, ...] = (
+
+def detectors(keep_ip_scopes: tuple[str, ...] = DEFAULT_KEEP_IP_SCOPES) -> tuple[Detector, ...]:
+    """Every detector; IP addresses in `keep_ip_scopes` (see `IP_SCOPES`) are left alone."""
+    unknown = sorted(set(keep_ip_scopes) - set(IP_SCOPES))
+    if unknown:
+        raise ValueError(f"unknown IP scopes {unknown}; known: {list(IP_SCOPES)}")
+    keep = frozenset(keep_ip_scopes)
+    return _STRUCTURED + (
+        Detector(
+            "IP_ADDRESS",
+            re.compile(r"(?<![A-Za-z0-9_.-])(?:\d{1,3}\.){3}\d{1,3}(?![A-Za-z0-9_]|\.\d)"),
+            valid=_ipv4_ok(keep),
+        ),
+        Detector(
+            "IP_ADDRESS",
+            re.compile(r"(?<![A-Za-z0-9_:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?"
+                       r"(?:%[A-Za-z0-9_.]{1,16})?(?![A-Za-z0-9_:]|\.\d)"),  # fmt: skip
+            valid=_ipv6_ok(keep),
+            hint=lambda t: "::" in t or t.count(":") >= 5,
+        ),
+    )
+
+
+_STRUCTURED: tuple[Detector, ...] = (
     Detector(
         "EMAIL",
         re.compile(r"(?<![A-Za-z0-9_.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9_-])"),
@@ -233,11 +311,14 @@ DETECTORS: tuple[Detector, ...] = (
                 hint=lambda t: "pass" in t or "pwd" in t or "密码" in t, random_min=8),  # fmt: skip
     Detector(
         "PASSWORD",  # credentials in URLs: scheme://user:password@host
-        re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@]{1,64}:(?P<v>[^\s/@]{1,128})@[\w.-]+"),
+        re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@]{0,64}:(?P<v>[^\s/@]{1,128})@[\w.-]+"),
         group="v",
         valid=lambda v, m: v.lower() not in _NOT_SECRET and not v.startswith(("$", "{", "<", "%")),
         hint=lambda t: "://" in t,
     ),
+    *(_Positional("PASSWORD", re.compile(call), hint=lambda t: "(" in t and ("auth" in t or "connect" in t or "login" in t))
+      for call in _CALLS),
+    _Positional("PASSWORD", _CLI, hint=lambda t: " -p" in t or "password " in t),
     Detector(
         "CREDIT_CARD",
         re.compile(_D + r"(?:\d[ -]?){12,18}\d(?![A-Za-z0-9_-])"),
@@ -267,19 +348,11 @@ DETECTORS: tuple[Detector, ...] = (
         "PHONE",  # North American: (555) 123-4567, 555-123-4567, 555.123.4567, 1-800-555-0199
         re.compile(r"(?<![A-Za-z0-9_+.-])(?:1[ .-])?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![A-Za-z0-9_-])"),
     ),
-    Detector(
-        "IP_ADDRESS",
-        re.compile(r"(?<![A-Za-z0-9_.-])(?:\d{1,3}\.){3}\d{1,3}(?![A-Za-z0-9_.]|\.\d)"),
-        valid=_ipv4_ok,
-    ),
-    Detector(
-        "IP_ADDRESS",
-        re.compile(r"(?<![A-Za-z0-9_:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![A-Za-z0-9_:])"),
-        valid=_ipv6_ok,
-        hint=lambda t: "::" in t or t.count(":") >= 5,
-    ),
 )
+
 """Order matters only for ties: on overlapping spans the longer one wins (see scrubber)."""
+
+DETECTORS = detectors()
 
 ENTITIES: tuple[str, ...] = tuple(dict.fromkeys(d.entity for d in DETECTORS)) + ("PERSON",)
 assert set(ENTITIES) == set(PII_ENTITIES), "spec.pii.PII_ENTITIES and the detectors disagree"

@@ -18,7 +18,7 @@ from pathlib import Path
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 
-from domainllm.data.pii.patterns import DETECTORS, ENTITIES, Detector
+from domainllm.data.pii.patterns import DEFAULT_KEEP_IP_SCOPES, ENTITIES, Detector, detectors
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,13 @@ def placeholder(entity: str) -> str:
 
 class Scrubber:
     def __init__(self, entities: tuple[str, ...] = ENTITIES, ner_model: Path | None = None,
-                 ner_languages: tuple[str, ...] = ("en",), min_score: float = 0.6) -> None:  # fmt: skip
+                 ner_languages: tuple[str, ...] = ("en",), min_score: float = 0.6,
+                 keep_ip_scopes: tuple[str, ...] = DEFAULT_KEEP_IP_SCOPES) -> None:  # fmt: skip
         unknown = sorted(set(entities) - set(ENTITIES))
         if unknown:
             raise ValueError(f"unknown PII entities {unknown}; known: {list(ENTITIES)}")
         self.entities = tuple(entities)
-        self.detectors = tuple(d for d in DETECTORS if d.entity in self.entities)
+        self.detectors = tuple(d for d in detectors(keep_ip_scopes) if d.entity in self.entities)
         self.min_score = min_score
         self.anonymizer = AnonymizerEngine()
         self.operators = {e: OperatorConfig("replace", {"new_value": placeholder(e)}) for e in ENTITIES}

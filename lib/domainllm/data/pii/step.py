@@ -19,7 +19,7 @@ class PiiStep:
     def __init__(self, cfg: PiiConfig) -> None:
         self.cfg = cfg
         ner = Path(cfg.ner_model) if cfg.ner_model else None
-        self.scrubber = Scrubber(cfg.entities, ner, cfg.ner_languages, cfg.min_ner_score)
+        self.scrubber = Scrubber(cfg.entities, ner, cfg.ner_languages, cfg.min_ner_score, cfg.keep_ip_scopes)
         self.found: Counter[str] = Counter()
         self.docs_with_pii = 0
 

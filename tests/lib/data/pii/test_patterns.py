@@ -29,6 +29,17 @@ SCRUB = Scrubber()
         ("postgres://admin:pa55w0rd@db.example.com/app", "postgres://admin:<PASSWORD>@db.example.com/app"),
         ("secret_key: Zq8PmX2vR7tY4wK9sL3n", "secret_key: <API_KEY>"),
         ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "<PRIVATE_KEY>"),
+        # what real text showed we missed (issue 18)
+        ("Server 102.212.196.186 and backup 45.33.2.1.", "Server <IP_ADDRESS> and backup <IP_ADDRESS>."),
+        ("mapped ::ffff:8.8.4.4, zoned 2600:1f18::1%eth0, [2a03:2880::1]:443", "mapped <IP_ADDRESS>, zoned <IP_ADDRESS>, [<IP_ADDRESS>]:443"),
+        ("DBI->connect($dsn, 'app', 'RcKp2rsN0ps');", "DBI->connect($dsn, 'app', '<PASSWORD>');"),
+        ('DBI->connect("dbi:Pg:dbname=x", $user, "s3cr3t!", {RaiseError => 1})', 'DBI->connect("dbi:Pg:dbname=x", $user, "<PASSWORD>", {RaiseError => 1})'),
+        ("requests.get(url, auth=('bob', 'hunter22'))", "requests.get(url, auth=('bob', '<PASSWORD>'))"),
+        ("HTTPBasicAuth('bob', 'Tr0ub4dor'); smtp.login(user, 'mailpw99')", "HTTPBasicAuth('bob', '<PASSWORD>'); smtp.login(user, '<PASSWORD>')"),
+        ("mysql -u root -pS3cretPw app < dump.sql", "mysql -u root -p<PASSWORD> app < dump.sql"),
+        ("PGPASSWORD=abc123 psql -h db", "PGPASSWORD=<PASSWORD> psql -h db"),
+        ("jdbc:postgresql://db/app?user=app&password=Xy12&ssl=true", "jdbc:postgresql://db/app?user=app&password=<PASSWORD>&ssl=true"),
+        ("redis://:pw123@cache:6379/0", "redis://:<PASSWORD>@cache:6379/0"),
     ],
 )
 def test_pii_becomes_typed_placeholders(text: str, expected: str) -> None:
@@ -51,6 +62,8 @@ def test_pii_becomes_typed_placeholders(text: str, expected: str) -> None:
         "Decimal('+35236450.6'); 52BE 5236 5241 4111111111111111 5352 5354 (a Unicode table)",
         "my $pwd = CPAN::anycwd(); token = tokenizer[len(h):]; Test2::Event::Pass' => '1.302103'",
         'print "Token: ", $token->dump; if pwd:\n    try:',
+        "mysql -u root -p app; DBI->connect($dsn, $user, $password); auth=(user, os.environ['PW'])",
+        "ver 1.2.3.4, v10.0.0.1; link-local fe80::1%eth0 and multicast 224.0.0.251",
     ],
 )
 def test_lookalikes_survive(text: str) -> None:
@@ -77,3 +90,12 @@ def test_huge_and_degenerate_texts() -> None:
     big = ("word 12 " * 1_000_000) + "x@example.com"
     out, counts = SCRUB.scrub(big)
     assert counts == {"EMAIL": 1} and out.endswith("<EMAIL>")
+
+
+def test_ip_scopes_kept_are_configurable() -> None:
+    text = "public 8.8.8.8, internal 10.1.2.3, loopback 127.0.0.1"
+    assert SCRUB.scrub(text)[0] == "public <IP_ADDRESS>, internal <IP_ADDRESS>, loopback 127.0.0.1"
+    keep_private = Scrubber(keep_ip_scopes=("loopback", "private"))
+    assert keep_private.scrub(text)[0] == "public <IP_ADDRESS>, internal 10.1.2.3, loopback 127.0.0.1"
+    with pytest.raises(ValueError, match="unknown IP scopes"):
+        Scrubber(keep_ip_scopes=("intranet",))
