@@ -100,9 +100,9 @@ def walk(roots: list[str], keep: Callable[[str, str], bool], skip_dirs: tuple[st
     return sorted(set(out))
 
 
-def mo_strings(path: str) -> list[str]:
-    """The msgstrs of a gettext .mo file in file order (sorted by msgid), the header and empty
-    ones left out; of plural forms the first."""
+def mo_pairs(path: str) -> list[tuple[str, str]]:
+    """(msgid, msgstr) of a gettext .mo file in file order (sorted by msgid), the header and
+    empty translations left out; of plural forms the first."""
     try:
         data = Path(path).read_bytes()
     except OSError:
@@ -113,18 +113,28 @@ def mo_strings(path: str) -> list[str]:
     end = "<" if magic == 0x950412DE else ">" if magic == 0xDE120495 else None
     if end is None:
         return []
-    _, n, _, otrans = struct.unpack(end + "4I", data[4:20])
+    _, n, oorig, otrans = struct.unpack(end + "4I", data[4:20])
     out = []
-    for i in range(n):
-        length, off = struct.unpack(end + "2I", data[otrans + 8 * i : otrans + 8 * i + 8])
-        s = data[off : off + length].split(b"\x00")[0]
-        if not s or s.startswith(b"Project-Id-Version") or b"Content-Type:" in s:
-            continue
-        try:
-            out.append(s.decode("utf-8"))
-        except UnicodeDecodeError:
-            continue
+    try:
+        for i in range(n):
+            olen, ooff = struct.unpack(end + "2I", data[oorig + 8 * i : oorig + 8 * i + 8])
+            tlen, toff = struct.unpack(end + "2I", data[otrans + 8 * i : otrans + 8 * i + 8])
+            msgid = data[ooff : ooff + olen].split(b"\x00")[0]
+            msgstr = data[toff : toff + tlen].split(b"\x00")[0]
+            if not msgid or not msgstr:
+                continue
+            try:
+                out.append((msgid.decode("utf-8"), msgstr.decode("utf-8")))
+            except UnicodeDecodeError:
+                continue
+    except struct.error:
+        return out
     return out
+
+
+def mo_strings(path: str) -> list[str]:
+    """The msgstrs of a gettext .mo file in file order."""
+    return [s for _, s in mo_pairs(path)]
 
 
 _OVERSTRIKE = re.compile(r".\x08")
