@@ -10,8 +10,8 @@ Sources (each skipped when missing; `collect` reports how many files and documen
 - code: Python (the project venv's site-packages), C/C++ headers (/usr/include), Perl modules,
   shell scripts, JavaScript (/usr/lib/node_modules);
 - config: /etc and /usr/share *.conf/*.cfg/*.ini, YAML/TOML/INI/CFG files of site-packages;
-- prose_zh: msgstrs of zh_CN/zh_TW gettext catalogs, vim's Chinese tutor, systemd's zh_CN
-  catalog, GnuPG's zh_CN help.
+- prose_zh: msgstrs of zh_CN/zh_TW gettext catalogs, zh_CN/zh_TW man pages, vim's Chinese
+  tutors, systemd's zh_CN catalog, GnuPG's zh_CN help (scarce: other kinds make up for it).
 
 Cutting: prose at blank-line paragraph groups, code at top-level blocks (a blank line followed by
 an unindented line; Python's top-level def/class blocks are such blocks), man pages at sections,
@@ -218,12 +218,12 @@ def code_blocks(text: str) -> list[str]:
     return [b.strip("\n") for b in _TOP_LEVEL.split(text.replace("\r\n", "\n")) if b.strip()]
 
 
-_MAN_SECTION = re.compile(r"\n(?=[A-Z][A-Z0-9 ,/()&'-]{1,40}\n)")
+_MAN_SECTION = re.compile(r"\n(?=\S[^\n]{0,40}\n)")
 
 
 def man_blocks(text: str) -> list[str]:
-    """Sections (a line of capitals at column 0 starts one), the page's header/footer lines kept
-    with the first and last section."""
+    """Sections (a short line at column 0, e.g. `DESCRIPTION` or `描述`, starts one), the page's
+    header/footer lines kept with the first and last section."""
     return [s.strip("\n") for s in _MAN_SECTION.split(text) if s.strip()]
 
 
@@ -312,7 +312,8 @@ def _has_shebang(dirpath: str, name: str) -> bool:
 
 def sources() -> list[Source]:
     sp = str(SITE_PACKAGES)
-    zh_files = ["/usr/share/vim/vim90/tutor/tutor.zh.utf-8", "/usr/lib/systemd/catalog/systemd.zh_CN.catalog",
+    zh_files = ["/usr/share/vim/vim90/tutor/tutor.zh.utf-8", "/usr/share/vim/vim90/tutor/tutor.zh_cn.utf-8",
+                "/usr/share/vim/vim90/tutor/tutor.zh_tw.utf-8", "/usr/lib/systemd/catalog/systemd.zh_CN.catalog",
                 "/usr/share/gnupg/help.zh_CN.txt"]  # fmt: skip
     man_dirs = [f"/usr/share/man/man{s}" for s in "1358"]
     return [
@@ -342,9 +343,11 @@ def sources() -> list[Source]:
         Source("config:site-packages", "config", lambda: walk([sp], lambda _d, n: n.endswith((".yaml", ".yml", ".toml", ".ini", ".cfg")),
                ("__pycache__",)), _cut_code, 1.0),  # fmt: skip
         Source("zh:mo-zh_CN", "prose_zh", lambda: walk(["/usr/share/locale/zh_CN/LC_MESSAGES"], lambda _d, n: n.endswith(".mo")),
-               _cut_mo, 1.0, per_file=12),  # fmt: skip
+               _cut_mo, 1.0, per_file=40),  # fmt: skip
         Source("zh:mo-zh_TW", "prose_zh", lambda: walk(["/usr/share/locale/zh_TW/LC_MESSAGES"], lambda _d, n: n.endswith(".mo")),
-               _cut_mo, 1.0, per_file=12),  # fmt: skip
+               _cut_mo, 1.0, per_file=40),  # fmt: skip
+        Source("zh:man-zh_CN-zh_TW", "prose_zh", lambda: walk(["/usr/share/man/zh_CN", "/usr/share/man/zh_TW"],
+               lambda _d, n: True), _cut_man, 1.0, per_file=8, parallel=True),  # fmt: skip
         Source("zh:tutor-catalog-help", "prose_zh", lambda: [p for p in zh_files if os.path.isfile(p)], _cut_prose, 1.0,
                per_file=30),  # fmt: skip
     ]
