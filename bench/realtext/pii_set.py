@@ -520,7 +520,7 @@ add("IP_ADDRESS", {
                  "Ping {x}, then check the route.", "Traffic from {x} (the office) is allowed.", "Use {w} for the admin UI."],
     "prose_zh": ["服务器 {x} 无法访问。", "请使用 {w} 访问管理界面。"],
     "log": ["{ts} web01 sshd[{pid}]: Accepted publickey for {u} from {x} port 50522 ssh2", "64 bytes from {x}: icmp_seq=1 ttl=57 time=12.3 ms",
-            "    inet6 {x}/64 scope global dynamic", "{ts} ntpd[{pid}]: Listen normally on 5 eth0 {x}:123"],
+            "    inet6 {x}/64 scope global dynamic", "{ts} ntpd[{pid}]: Listen normally on 5 eth0 [{p}]:123"],
     "ini conf yaml env": ["listen [{p}]:443 ssl;", "nameserver {x}", "ListenAddress {x}", "allow {p};", "proxy_pass http://[{p}]:8080;"],
     "yaml": ["endpoint: \"{w}\"", "- {p}", "address: \"{p}\""],
     "env": ["UPSTREAM={w}", "DB_HOST={p}"],
