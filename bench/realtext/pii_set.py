@@ -779,7 +779,7 @@ authors software systems group company university institute consortium technolog
 interest free debian google microsoft oracle apple ibm red hat canonical mozilla apache python netscape sun microsystems
 regents trust board community others holders holder copyright networks research center centre society unicode open source
 packaging translators the and of for in gnu linux kernel x consortium ag sa bv ab ltda oy co co. engineering technology
-organization organisation council agency committee unlimited enterprises solutions services media digital studio studios
+organization organisation hgskolan högskolan tekniska council agency committee unlimited enterprises solutions services media digital studio studios
 foundry""".split())  # noqa: SIM905  # fmt: skip
 _UP = r"[A-ZÀ-ÖØ-ÞŁŠŽČŘ]"
 _NAME = rf"{_UP}[\w'’-]*\.?(?:\s+(?:{_UP}[\w'’-]*\.?|van|von|de|der|den|da|del|della|di|du|la|le|dos|bin)){{1,3}}"
@@ -804,10 +804,12 @@ def harvest_copyright(text: str) -> list[tuple[str, str, int, int, str]]:
         is_copy = m is not None and (m.group("lead").lower().startswith("copyright") or (in_field and stripped[:1].isspace()))
         if m and is_copy and m.group("lead").strip() and (re.search(r"\d{4}", m.group("lead")) or m.group("email") or "opyright" in m.group("lead")):
             name = m.group("name")
+            if name.endswith(".") and len(name.split()[-1]) > 2:
+                name = name[:-1]  # the sentence's full stop, not an initial
             words = name.replace(".", " ").split()
             if (2 <= len(name.split()) <= 4 and not any(w.lower().strip(",") in ORG_WORDS for w in words)
                     and not any(w.isupper() and len(w) > 2 for w in words) and not any(c.isdigit() for c in name)):  # fmt: skip
-                out.append(("PERSON", name, pos + m.start("name"), pos + m.end("name"), "en-copyright-real"))
+                out.append(("PERSON", name, pos + m.start("name"), pos + m.start("name") + len(name), "en-copyright-real"))
                 if m.group("email"):
                     out.append(("EMAIL", m.group("email"), pos + m.start("email"), pos + m.end("email"), "copyright-real"))
         pos += len(line)
@@ -1125,7 +1127,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--man-pages", type=int, default=400, help="man pages rendered (sampled by seed)")
     args = ap.parse_args(argv)
-    docs = build(args.docs, args.seed, args.man_pages, log=lambda s: print(s, file=sys.stderr))
+    pool_lines: list[str] = []
+    docs = build(args.docs, args.seed, args.man_pages, log=lambda s: (pool_lines.append(s), print(s, file=sys.stderr)))
     args.out.mkdir(parents=True, exist_ok=True)
     parts: dict[str, list[Doc]] = {"tune": [], "heldout": []}
     for d in docs:
@@ -1142,7 +1145,7 @@ def main(argv: list[str] | None = None) -> None:
             "pii": dict(Counter(p[0] for d in ds for p in d.pii)), "lookalikes": sum(len(d.lookalikes) for d in ds),
             "natural_emails": sum(len(d.natural) for d in ds),
         }  # fmt: skip
-    (args.out / "stats.json").write_text(json.dumps({"seed": args.seed, "docs": args.docs, **stats}, indent=1, ensure_ascii=False))
+    (args.out / "stats.json").write_text(json.dumps({"seed": args.seed, "docs": args.docs, "pools": pool_lines, **stats}, indent=1, ensure_ascii=False))
     print(json.dumps(stats, indent=1, ensure_ascii=False))
 
 
