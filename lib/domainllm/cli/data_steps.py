@@ -177,6 +177,10 @@ def pii(args: argparse.Namespace) -> _PiiSteps:
     overrides: dict[str, Any] = {}
     if args.ner_model:
         overrides["ner_model"] = str(Path(args.ner_model).resolve())
+    if args.no_names:
+        overrides.update(names_en=False, names_zh=False)
+    elif args.zh_names:
+        overrides["names_zh"] = True
     if args.entities:
         overrides["entities"] = tuple(e.strip().upper() for e in args.entities.split(",") if e.strip())
     if overrides:

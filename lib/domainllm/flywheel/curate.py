@@ -89,7 +89,8 @@ class Curator:
             from domainllm.data.pii.scrubber import Scrubber
 
             pii = spec.data.pii
-            self.scrubber = Scrubber(pii.entities, pii.ner_model, pii.ner_languages, pii.min_ner_score, pii.keep_ip_scopes)
+            self.scrubber = Scrubber(pii.entities, pii.ner_model, pii.ner_languages, pii.min_ner_score, pii.keep_ip_scopes,
+                                     pii.names_en, pii.names_zh)  # fmt: skip
         self.decontaminator = None
         self.eval_prompts: set[str] = set()
         if self.cfg.decontaminate:

@@ -15,9 +15,14 @@ IP_SCOPES = ("loopback", "unspecified", "link_local", "multicast", "reserved", "
 class PiiConfig(Section):
     entities: tuple[str, ...] = PII_ENTITIES
     """What to find; each becomes `<ENTITY>` in the text."""
+    names_en: bool = True
+    """English person names (PERSON) with the NER component of the shipped spaCy model
+    (en_core_web_sm, installed with the `data` extra), or of `ner_model`."""
+    names_zh: bool = False
+    """Chinese person names (jieba's tagger checked against Chinese surnames)."""
     ner_model: Location | None = None
-    """A local spaCy pipeline folder or transformers token-classification folder used for
-    PERSON names. Without one, names are not detected (the report says so)."""
+    """A local spaCy pipeline folder replacing the shipped English model, or a transformers
+    token-classification folder (run through presidio's AnalyzerEngine: ~100x slower)."""
     ner_languages: tuple[str, ...] = ("en",)
     """Languages the NER model serves; documents in other languages use the first."""
     min_ner_score: float = Field(default=0.6, ge=0.0, le=1.0)

@@ -26,16 +26,16 @@ def test_scrub_pii_writes_placeholders_and_a_report_by_type(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     texts = {r["id"]: r["text"] for r in pq.read_table(out / "part-00000.parquet").to_pylist()}
     assert texts == {
-        "en": "Contact Jane Smith at <EMAIL> or <PHONE>, version 1.2.3.",
+        "en": "Contact <PERSON> at <EMAIL> or <PHONE>, version 1.2.3.",  # names: the shipped English model
         "zh": "手机 <PHONE>，身份证 <CN_ID>，服务器 <IP_ADDRESS>。",
         "code": 'db_password = "<PASSWORD>"\nAPI_KEY = "<API_KEY>"\n',
         "clean": rows[3]["text"],
     }
     report = json.loads((out / "report.json").read_text())
-    assert report["found"] == {"API_KEY": 1, "CN_ID": 1, "EMAIL": 1, "IP_ADDRESS": 1, "PASSWORD": 1, "PHONE": 2}
-    assert report["docs_with_pii"] == 3 and report["not_detected"] == ["PERSON"]
+    assert report["found"] == {"API_KEY": 1, "CN_ID": 1, "EMAIL": 1, "IP_ADDRESS": 1, "PASSWORD": 1, "PERSON": 1, "PHONE": 2}
+    assert report["docs_with_pii"] == 3 and report["not_detected"] == []
     everything = proc.stdout + proc.stderr + (out / "report.json").read_text() + (out / "_manifest.json").read_text()
-    for value in ("jane.smith@example.com", "138 1234 5678", "11010519491231002X", "S3cret!pw", "AKIAIOSFODNN7EXAMPLE"):
+    for value in ("Jane Smith", "jane.smith@example.com", "138 1234 5678", "11010519491231002X", "S3cret!pw", "AKIAIOSFODNN7EXAMPLE"):
         assert value not in everything
 
 
@@ -50,6 +50,16 @@ def test_scrub_pii_with_an_ner_model_finds_names(tmp_path: Path) -> None:
     assert text == "Yesterday <PERSON> met <PERSON> in Berlin."
     report = json.loads((out / "report.json").read_text())
     assert report["found"] == {"PERSON": 2} and report["not_detected"] == []
+
+
+def test_names_can_be_turned_off(tmp_path: Path) -> None:
+    src = tmp_path / "docs.jsonl"
+    src.write_text(json.dumps({"id": "a", "text": "Yesterday Barack Obama wrote to bob@example.org."}) + "\n")
+    out = tmp_path / "out"
+    proc = subprocess.run(domainllm_cmd("data", "scrub-pii", str(src), str(out), "--no-names"), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert pq.read_table(out / "part-00000.parquet").to_pylist()[0]["text"] == "Yesterday Barack Obama wrote to <EMAIL>."
+    assert json.loads((out / "report.json").read_text())["not_detected"] == ["PERSON"]
 
 
 def test_unknown_entities_are_refused(tmp_path: Path) -> None:

@@ -15,14 +15,14 @@ from domainllm.stages.runner import run_stage
 from domainllm.tracking import tracking_uri
 from tests.conftest import tiny_spec_doc, write_spec
 
-SECRETS = ["jane.roe@example.com", "+44 20 7946 0958", "4111 1111 1111 1111", "hunter2pw", "AKIAIOSFODNN7EXAMPLE"]
+SECRETS = ["Jane Roe", "jane.roe@example.com", "+44 20 7946 0958", "4111 1111 1111 1111", "hunter2pw", "AKIAIOSFODNN7EXAMPLE"]
 
 
 def test_pii_stage_scrubs_and_reports_counts_only(home: Path, corpora: Path, tmp_path: Path, capfd) -> None:
     notes = tmp_path / "notes.jsonl"
     notes.write_text(json.dumps({"id": "n1", "text": (
-        f"Ask Jane at {SECRETS[0]} or {SECRETS[1]}; she paid with {SECRETS[2]}. The staging box uses "
-        f"password: {SECRETS[3]} and key {SECRETS[4]} for the deploy job, version 1.2.3.")}) + "\n")  # fmt: skip
+        f"Ask {SECRETS[0]} at {SECRETS[1]} or {SECRETS[2]}; she paid with {SECRETS[3]}. The staging box uses "
+        f"password: {SECRETS[4]} and key {SECRETS[5]} for the deploy job, version 1.2.3.")}) + "\n")  # fmt: skip
     doc = tiny_spec_doc(corpora)
     doc["sources"].append({"name": "notes", "path": str(notes), "domain": "domain", "lang": "en"})
     doc["data"] = {**doc["data"], "quality": {"skip_sources": ["notes"]}}
@@ -34,13 +34,14 @@ def test_pii_stage_scrubs_and_reports_counts_only(home: Path, corpora: Path, tmp
     out = Path(RunLayout(spec.artifact_root, "p").stage_dir("pii"))
     rows = {r["id"]: r for f in out.glob("part-*.parquet") for r in pq.read_table(f).to_pylist()}
     assert rows["n1"]["text"] == (
-        "Ask Jane at <EMAIL> or <PHONE>; she paid with <CREDIT_CARD>. The staging box uses "
+        "Ask <PERSON> at <EMAIL> or <PHONE>; she paid with <CREDIT_CARD>. The staging box uses "
         "password: <PASSWORD> and key <API_KEY> for the deploy job, version 1.2.3."
     )
     assert m.counts["docs_in"] == m.counts["docs_out"] == len(rows)
-    assert m.counts["pii.EMAIL"] >= 1 and m.counts["pii.CREDIT_CARD"] == 1 and m.info["names_detected"] is False
+    assert m.counts["pii.EMAIL"] >= 1 and m.counts["pii.CREDIT_CARD"] == 1 and m.info["names_detected"] is True
+    assert m.counts["pii.PERSON"] >= 1  # names: the shipped English model, on by default
     report = json.loads((out / "report.json").read_text())
-    assert report["not_detected"] == ["PERSON"] and "NOT looked for" in report["note"]
+    assert report["not_detected"] == [] and report["found"]["PERSON"] >= 1
 
     mlflow.set_tracking_uri(tracking_uri(spec))
     run = mlflow.get_run(m.mlflow_run_id)

@@ -20,8 +20,8 @@ def pii_summary(counts: dict[str, int], cfg: PiiConfig, names: bool) -> dict:
         "docs_with_pii": counts.get("docs_with_pii", 0),
         "entities": list(cfg.entities),
         "not_detected": not_detected,
-        "note": ("person names were NOT looked for: set data.pii.ner_model to a local spaCy or transformers "
-                 "NER model folder to detect them" if not_detected else
+        "note": ("person names were NOT looked for: set data.pii.names_en (and names_zh) to true to detect them"
+                 if not_detected else
                  "person names detected with the configured NER model" if names else "PERSON not requested"),
     }  # fmt: skip
 

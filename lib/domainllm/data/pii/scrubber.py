@@ -2,11 +2,11 @@
 
 Our pattern detectors (`patterns.py`) are presidio recognizers; presidio's AnonymizerEngine
 turns every finding into a typed placeholder (`<EMAIL>`, `<PHONE>`, ...) and resolves
-overlaps. Person names need an NER model: with `ner_model` set (a spaCy pipeline folder or a
-transformers token-classification folder) presidio's AnalyzerEngine runs it next to our
-recognizers. Without one we call our recognizers directly (the analyzer's per-call overhead
-buys nothing when no recognizer needs NLP artifacts) and the report says names were not
-looked for.
+overlaps. Person names (`names.py`): in English with the NER component of a spaCy pipeline
+(the shipped en_core_web_sm unless `ner_model` names another), run only around capitalized
+word pairs; in Chinese with jieba's tagger checked against Chinese surnames. A transformers
+token-classification folder as `ner_model` runs through presidio's AnalyzerEngine instead
+(~100x slower: it tags every character).
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def placeholder(entity: str) -> str:
 class Scrubber:
     def __init__(self, entities: tuple[str, ...] = ENTITIES, ner_model: Path | None = None,
                  ner_languages: tuple[str, ...] = ("en",), min_score: float = 0.6,
-                 keep_ip_scopes: tuple[str, ...] = DEFAULT_KEEP_IP_SCOPES) -> None:  # fmt: skip
+                 keep_ip_scopes: tuple[str, ...] = DEFAULT_KEEP_IP_SCOPES, names_en: bool = True,
+                 names_zh: bool = False) -> None:  # fmt: skip
         unknown = sorted(set(entities) - set(ENTITIES))
         if unknown:
             raise ValueError(f"unknown PII entities {unknown}; known: {list(ENTITIES)}")
@@ -57,29 +58,58 @@ class Scrubber:
         self.anonymizer = AnonymizerEngine()
         self.operators = {e: OperatorConfig("replace", {"new_value": placeholder(e)}) for e in ENTITIES}
         self.analyzer = None
+        self.english = self.chinese = None
         self.ner_model = ner_model
-        if ner_model is not None and "PERSON" in self.entities:
-            self.analyzer = _analyzer(ner_model, self.detectors, ner_languages)
+        names = "PERSON" in self.entities
+        if names and ner_model is not None and (Path(ner_model) / "config.json").is_file():
+            self.analyzer = _analyzer(Path(ner_model), self.detectors, ner_languages)
+        elif names and (names_en or ner_model is not None):
+            from domainllm.data.pii.names import EnglishNames
+
+            self.english = EnglishNames(Path(ner_model) if ner_model is not None else None)
+        if names and names_zh:
+            from domainllm.data.pii.names import ChineseNames
+
+            self.chinese = ChineseNames()
 
     @property
     def detects_names(self) -> bool:
-        return self.analyzer is not None
+        return self.analyzer is not None or self.english is not None
 
-    def find(self, text: str, language: str = "en") -> list[RecognizerResult]:
+    def find_many(self, texts: list[str], language: str = "en") -> list[list[RecognizerResult]]:
+        """Every finding in each text; names are looked for in one batch."""
         if self.analyzer is not None:
             lang = language if language in self.analyzer.supported_languages else self.analyzer.supported_languages[0]
-            return self.analyzer.analyze(text, language=lang, entities=list(self.entities),
-                                         score_threshold=self.min_score)  # fmt: skip
-        lower = text.lower()
-        return [RecognizerResult(d.entity, s, e, 1.0) for d in self.detectors for s, e in d.find(text, lower)]
+            return [self.analyzer.analyze(text, language=lang, entities=list(self.entities), score_threshold=self.min_score)
+                    for text in texts]  # fmt: skip
+        found = []
+        for text in texts:
+            lower = text.lower()
+            found.append([RecognizerResult(d.entity, s, e, 1.0) for d in self.detectors for s, e in d.find(text, lower)])
+        if self.english is not None:
+            for results, spans in zip(found, self.english.find(texts), strict=True):
+                results.extend(RecognizerResult("PERSON", s, e, 0.85) for s, e in spans)
+        if self.chinese is not None:
+            for results, text in zip(found, texts, strict=True):
+                results.extend(RecognizerResult("PERSON", s, e, 0.85) for s, e in self.chinese.find(text))
+        return found
+
+    def find(self, text: str, language: str = "en") -> list[RecognizerResult]:
+        return self.find_many([text], language)[0]
+
+    def scrub_many(self, texts: list[str], language: str = "en") -> list[tuple[str, Counter[str]]]:
+        """Each text with every finding replaced by its placeholder, and counts by type."""
+        out = []
+        for text, found in zip(texts, self.find_many(texts, language), strict=True):
+            if not found:
+                out.append((text, Counter()))
+                continue
+            result = self.anonymizer.anonymize(text, found, self.operators, merge_entities_with_spaces=False)
+            out.append((result.text, Counter(item.entity_type for item in result.items)))
+        return out
 
     def scrub(self, text: str, language: str = "en") -> tuple[str, Counter[str]]:
-        """The text with every finding replaced by its placeholder, and counts by type."""
-        found = self.find(text, language)
-        if not found:
-            return text, Counter()
-        result = self.anonymizer.anonymize(text, found, self.operators, merge_entities_with_spaces=False)
-        return result.text, Counter(item.entity_type for item in result.items)
+        return self.scrub_many([text], language)[0]
 
 
 def _analyzer(model: Path, detectors: tuple[Detector, ...], languages: tuple[str, ...]):

