@@ -150,13 +150,21 @@ _HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,}")
 _ZH_TITLES = ("先生", "女士", "小姐", "老师", "教授", "博士", "经理", "总监", "主任", "同学", "同志", "医生", "律师", "工程师", "师傅")
 
 
+@cache
+def zh_given_chars() -> dict[str, float]:
+    """How name-like a character is after a surname (lists/build.py)."""
+    lines = (_LISTS / "given_chars_zh.txt").read_text(encoding="utf-8").splitlines()
+    return {c: float(v) for c, v in (line.split("\t") for line in lines)}
+
+
 class ChineseNames:
     """Chinese person names: jieba's part-of-speech tagger marks person names (`nr`); a span
-    is kept when it starts with a Chinese surname (compound ones first) and has one or two
-    given-name characters after it, a title (`先生`, `经理`) cut off. Only runs of Han
-    characters that hold a surname character are tagged."""
+    is kept when it starts with a Chinese surname (a compound one just before it joins it),
+    has one or two given-name characters after it (a title such as `先生`, `经理` cut off),
+    and those characters are name-like on average (`min_given_score`; jieba also tags
+    `许可证` and `索引` as names). Only runs of Han characters that hold a surname are tagged."""
 
-    def __init__(self) -> None:
+    def __init__(self, min_given_score: float = 0.2) -> None:
         import logging
 
         import jieba
@@ -165,9 +173,11 @@ class ChineseNames:
         jieba.setLogLevel(logging.WARNING)
         self._tokenizer = jieba.posseg.POSTokenizer(jieba.Tokenizer())
         self._tokenizer.tokenizer.initialize()
+        self.min_given_score = min_given_score
 
     def find(self, text: str) -> list[tuple[int, int]]:
         single, compound = zh_surnames()
+        given = zh_given_chars()
         spans: list[tuple[int, int]] = []
         for run in _HAN_RUN.finditer(text):
             chunk = run.group()
@@ -184,7 +194,10 @@ class ChineseNames:
                     if word.endswith(title):
                         word = word[: -len(title)]
                         break
+                if start >= 2 and chunk[start - 2 : start] in compound and word[:1] not in single:
+                    start, word = start - 2, chunk[start - 2 : start] + word  # 欧阳 + 晓明
                 surname = 2 if word[:2] in compound else 1 if word[:1] in single else 0
-                if surname and 1 <= len(word) - surname <= 2:
+                rest = word[surname:]
+                if surname and 1 <= len(rest) <= 2 and sum(given.get(c, 0.0) for c in rest) / len(rest) >= self.min_given_score:
                     spans.append((run.start() + start, run.start() + start + len(word)))
         return spans

@@ -9,6 +9,10 @@ licensed; Faker is needed only to rebuild them: `pip install faker`):
   of its words is in them (or it has an initial), which drops `Serif Bold`, `Debian Package`.
 - `surnames_zh.txt`: Chinese surnames (single and compound, simplified and traditional) with
   Faker's frequency, most common first; the Chinese name detector starts a name only at one.
+- `given_chars_zh.txt`: how name-like each Chinese character is after a surname: of jieba's
+  dictionary words that contain it, the share tagged as a person name (`nr`) that start with
+  a surname, for characters seen in at least 5 such names. `伟` 0.74, `俊` 0.77, but `证`
+  0.02, `性` 0.03: jieba tags `许可证` and `严重性` `nr` too, and this is what tells them apart.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -56,7 +61,23 @@ def build() -> None:
     (HERE / "surnames.txt").write_text("".join(f"{n}\n" for n in sorted(surnames)), encoding="utf-8")
     ordered = sorted(zh.items(), key=lambda kv: (-kv[1], kv[0]))
     (HERE / "surnames_zh.txt").write_text("".join(f"{n}\t{w:g}\n" for n, w in ordered), encoding="utf-8")
-    print(f"{len(given)} given names, {len(surnames)} surnames, {len(zh)} Chinese surnames")
+    scores = _given_chars_zh({n for n in zh if len(n) == 1})
+    (HERE / "given_chars_zh.txt").write_text("".join(f"{c}\t{v:.3f}\n" for c, v in sorted(scores.items())), encoding="utf-8")
+    print(f"{len(given)} given names, {len(surnames)} surnames, {len(zh)} Chinese surnames, {len(scores)} given-name characters")
+
+
+def _given_chars_zh(surnames: set[str], min_names: int = 5) -> dict[str, float]:
+    import jieba
+
+    in_names: Counter[str] = Counter()
+    in_words: Counter[str] = Counter()
+    with open(Path(jieba.__file__).parent / "dict.txt", encoding="utf-8") as fh:
+        for line in fh:
+            word, _freq, tag = line.split()
+            in_words.update(word)
+            if tag == "nr" and 2 <= len(word) <= 3 and word[0] in surnames:
+                in_names.update(word[1:])
+    return {c: n / in_words[c] for c, n in in_names.items() if n >= min_names}
 
 
 if __name__ == "__main__":
