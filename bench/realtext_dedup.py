@@ -321,9 +321,16 @@ def main() -> None:
         doc = {"part": args.part, "tool": name, "threshold": args.threshold if tool_key == "ours" else None,
                "docs": n, "mb": round(mb, 2), "seconds": round(r["seconds"], 2), "docs_per_s": round(n / r["seconds"], 1),
                "step_seconds": r["step_seconds"], "peak_rss_mb": r.get("rss_mb"), "machine": platform.node(),
-               "cpu_model": _cpu_model(), **{k: v for k, v in s.items() if k != "missed_ids"},
+               "cpu_model": _cpu_model(), "git_head": _git_head(), **{k: v for k, v in s.items() if k != "missed_ids"},
                **{k: r[k] for k in ("version", "cli_counts", "reasons", "our_measure") if k in r}}  # fmt: skip
         (setdir / f"results-{args.part}-{tool_key}.json").write_text(json.dumps(doc, indent=1))
+
+
+def _git_head() -> str:
+    import subprocess
+
+    r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    return r.stdout.strip()
 
 
 def _cpu_model() -> str:
