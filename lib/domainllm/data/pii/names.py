@@ -76,6 +76,56 @@ def plausible(text: str, start: int, end: int) -> bool:
     return not (_CODE_AROUND.search(before) or code_after)
 
 
+_CUE = re.compile(
+    r"(?:\bCopyright\b(?:[ \t]*(?:\([cC]\)|©))?[ \t:]*(?:\d{4}(?:[ \t]*[-–,][ \t]*\d{4})*,?[ \t]*)?"
+    r"|^[ \t]+\d{4}(?:[ \t]*[-–,][ \t]*\d{4})*,?[ \t]+"  # a Debian copyright continuation line
+    r"|\b(?:Authors?|Maintainers?|Uploaders?|Contributors?|Reported-by|Reviewed-by|Signed-off-by|Acked-by|Tested-by|"
+    r"Co-authored-by|Suggested-by|Thanks-to|Translator|Contact|cc)[ \t]*:[ \t]*"
+    r"|\b(?:[Ww]ritten|[Cc]ontributed|[Cc]reated|[Mm]aintained|[Rr]eported|[Pp]atch(?:es|ed)?)[ \t]+by[ \t]+"
+    r"|\bDear[ \t]+"
+    r"|\b(?:__author__|__maintainer__|author|owner|maintainer|authors|maintainers)[ \t]*=[ \t]*\[?[ \t]*[\"'])",
+    re.M,
+)
+_WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’-](?=[^\W\d_]))*\.?")
+_ORG_WORDS = frozenset(
+    ["the", "free", "software", "foundation", "inc", "inc.", "ltd", "ltd.", "llc", "corp", "corp.", "corporation", "project", "team", "contributors", "authors", "developers", "university", "institute", "group", "company", "technologies", "systems", "labs", "networks", "community", "association", "consortium", "microsystems", "limited", "gmbh", "apache", "python", "perl", "linux", "debian", "ubuntu", "google", "microsoft", "oracle", "red", "hat", "ibm", "intel", "mozilla", "sun", "all", "rights", "reserved", "and", "others", "et", "al", "al.", "see", "file", "copyright", "license", "public", "domain", "unknown", "various", "none", "n/a"]
+)  # fmt: skip
+_PARTICLES = frozenset(["de", "van", "von", "der", "den", "da", "di", "le", "la", "du", "del", "della", "bin", "al", "y"])
+
+
+def cued_names(text: str) -> list[tuple[int, int]]:
+    """Names where the text says a person stands: copyright holders (`Copyright 2009 Jane
+    Doe`, a Debian copyright file's continuation lines), `Author:`, `Signed-off-by:`,
+    `Maintainer:`, `Written by`, `Dear`, `__author__ = "..."`. Two to four words, each
+    capitalized (particles such as `van`, `de` inside), none an organisation's word (`Free
+    Software Foundation, Inc.` is not a person)."""
+    spans = []
+    for cue in _CUE.finditer(text):
+        pos, words, end = cue.end(), [], cue.end()
+        while len(words) < 4:
+            m = _WORD.match(text, pos)
+            if m is None:
+                break
+            word = m.group()
+            if not word[:1].isupper() and word.lower() not in _PARTICLES:
+                break
+            words.append(word)
+            if word[:1].isupper():
+                end = m.end()
+            gap = re.match(r"[ \t]+", text[m.end() : m.end() + 8])
+            if gap is None:
+                break
+            pos = m.end() + gap.end()
+        while words and not words[-1][:1].isupper():
+            words.pop()
+        if len(words) < 2 or any(w.lower() in _ORG_WORDS or w.lower().rstrip(".") in _ORG_WORDS for w in words):
+            continue
+        if words[0].upper() == words[0] and words[1].upper() == words[1]:
+            continue  # CONSTANTS
+        spans.append(_trim(text, cue.end(), end))
+    return spans
+
+
 class EnglishNames:
     """PERSON spans from a spaCy pipeline's NER component (the shipped en_core_web_sm by
     default)."""
@@ -96,7 +146,7 @@ class EnglishNames:
 
     def find(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """For each text, the (start, end) of the names in it."""
-        spans: list[list[tuple[int, int]]] = [[] for _ in texts]
+        spans: list[list[tuple[int, int]]] = [cued_names(text) for text in texts]
         jobs = [(i, lo, hi) for i, text in enumerate(texts) for lo, hi in windows(text)]
         docs = self.nlp.pipe((texts[i][lo:hi] for i, lo, hi in jobs), batch_size=self.batch_size)
         for (i, lo, _), doc in zip(jobs, docs, strict=True):

@@ -54,8 +54,8 @@ def luhn_ok(digits: str) -> bool:
 _CARD_PREFIX = re.compile(r"4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[689])|6(?:011|5|4[4-9]|2)|35")
 
 
-_CARD_GROUPS = re.compile(r"\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?|\d{4}([ -])\d{6}\2\d{5}")
-"""How cards are written: digits only, 4-4-4-4(-3), or 4-6-5 (Amex)."""
+_CARD_GROUPS = re.compile(r"\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?|\d{4}([ -])\d{6}\2\d{4,5}")
+"""How cards are written: digits only, 4-4-4-4(-3), 4-6-5 (Amex) or 4-6-4 (Diners)."""
 
 
 def _card_ok(value: str, m: re.Match[str]) -> bool:
@@ -71,6 +71,8 @@ def _card_ok(value: str, m: re.Match[str]) -> bool:
 _NUMBER_BEFORE = re.compile(r"(?<![A-Za-z0-9_])(?=[0-9A-Fa-f]*\d)[0-9A-Fa-f]{2,8}[ -]$")
 _NUMBER_AFTER = re.compile(r"[ -](?=[0-9A-Fa-f]*\d)[0-9A-Fa-f]{2,8}(?![A-Za-z0-9_])")
 
+
+_ORDER = re.compile(r"(?i)(?:订单|单号|流水号|发票|order|invoice|tracking|txn|transaction)[\w ]{0,6}[\"'：:=# ]*$")
 
 _CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CN_CHECK = "10X98765432"
@@ -105,7 +107,7 @@ def _scope(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
         return "loopback"
     if ip.is_unspecified:
         return "unspecified"
-    if ip.is_link_local:
+    if ip.is_link_local and not _eui64(ip):
         return "link_local"
     if ip.is_multicast:
         return "multicast"
@@ -123,8 +125,19 @@ def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         ip = ipaddress.ip_address(value.split("%", 1)[0])
     except ValueError:
         return None
+    if ip.version == 6 and ip in _NAT64:  # 64:ff9b::1.2.3.4 carries an IPv4 address
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     mapped = getattr(ip, "ipv4_mapped", None)
     return mapped or ip
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _eui64(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """An IPv6 interface id made from a MAC address (`xxxx:xxff:fexx:xxxx`): it names the
+    device wherever it goes, link-local or not."""
+    return ip.version == 6 and (int(ip) >> 24) & 0xFFFF == 0xFFFE
 
 
 def _ipv4_ok(keep: frozenset[str]) -> Callable[[str, re.Match[str]], bool]:
@@ -132,8 +145,8 @@ def _ipv4_ok(keep: frozenset[str]) -> Callable[[str, re.Match[str]], bool]:
         if any(len(p) > 1 and p[0] == "0" for p in value.split(".")):
             return False  # 01.02.03.04 is a version or a date, not how addresses are written
         before = m.string[max(0, m.start() - 9) : m.start()].lower()
-        if re.search(r"(?:\bv|\bversion|\bver\.?)\s*$", before):
-            return False  # v1.2.3.4, version 10.0.0.1 (not "Server 10.0.0.1")
+        if re.search(r"(?:\bv|\bversion|\bver\.?|\bbuild|\brelease|\brev(?:ision)?|\bpatch)\s*$", before):
+            return False  # v1.2.3.4, version 10.0.0.1, Build 1.15.0.10 (not "Server 10.0.0.1")
         ip = _ip(value)
         return ip is not None and _scope(ip) not in keep
 
@@ -171,7 +184,7 @@ def _value_ok(value: str, quoted: bool, random_min: int = 16) -> bool:
     v = value.strip()
     if not v or v.lower() in _NOT_SECRET or set(v) <= {"*", "x", "X", ".", "-"}:
         return False  # placeholders and masks
-    if v.startswith(("$", "%(", "${", "{{", "<", "@", "ENV[", "os.", ",")):
+    if v.startswith(("$", "%(", "${", "{{", "<", "@", "ENV[", "os.", ",", "/", "./", "~/", "file:")):
         return False  # references to where the secret lives, not the secret
     if re.fullmatch(r"\d+(?:\.\d+)+", v):
         return False  # a version number
@@ -189,7 +202,7 @@ def _value_ok(value: str, quoted: bool, random_min: int = 16) -> bool:
 _SECRET_KEYS = (r"api[_-]?key|apikey|api[_-]?secret|secret[_-]?key|secret|access[_-]?key(?:[_-]?id)?|access[_-]?token|"
                 r"auth[_-]?token|bearer[_-]?token|refresh[_-]?token|client[_-]?secret|private[_-]?key|token|"
                 r"aws_secret_access_key")  # fmt: skip
-_PASSWORD_KEYS = r"password|passwd|passwort|pass_?word|pwd|db_?pass|pass|pgpassword|mysql_?pwd|密码"
+_PASSWORD_KEYS = r"password|passwd|passwort|pass_?word|pwd|db_?pass|pass|pgpassword|mysql_?pwd|密码|口令"
 _ASSIGN = r"\b[\"']?[ \t]*(?:[:=]|=>|:=|：)[ \t]*"
 
 
@@ -199,7 +212,7 @@ def _assignment(keys: str, quoted_min: int, unquoted_min: int, spaces: bool) -> 
     part of a name (`Test2::Event::Pass`, `$obj->token`)."""
     quoted = r"[^\"'`\n]" if spaces else r"[^\"'`\s]"
     return re.compile(
-        rf"(?i)(?<!::)(?<!->)(?:\b|_)(?:{keys}){_ASSIGN}"
+        rf"(?i)(?<!::)(?<!->)(?:\b|_)(?:{keys})(?:_[A-Z0-9]+)*{_ASSIGN}"
         rf"(?:(?P<q>[\"'`])(?P<v>{quoted}{{{quoted_min},200}}?)(?P=q)|(?P<u>[^\s\"'`,;&]{{{unquoted_min},200}}))"
     )
 
@@ -225,17 +238,50 @@ _CALLS = (
     rf"DBI->connect(?:_cached)?\(\s*{_ARG}\s*,\s*{_ARG}\s*,\s*{_Q}",  # Perl: DBI->connect($dsn, 'user', 'pw')
     rf"\b(?:HTTPBasicAuth|HTTPDigestAuth|HTTPProxyAuth|BasicAuth|basic_auth|http_auth)\(\s*{_ARG}\s*,\s*{_Q}",
     rf"\bauth\s*=\s*[\[(]\s*{_ARG}\s*,\s*{_Q}\s*[\])]",  # requests.get(url, auth=('user', 'pw'))
-    rf"\.login\(\s*{_ARG}\s*,\s*{_Q}",  # smtplib / ftplib / imaplib: server.login(user, 'pw')
+    rf"(?:\.|->)login\(\s*{_ARG}\s*,\s*{_Q}",  # smtplib / ftplib / Net::FTP: server.login(user, 'pw'), $ftp->login(...)
+    rf"\bmysql_real_connect\(\s*{_ARG}\s*,\s*{_ARG}\s*,\s*{_ARG}\s*,\s*{_Q}",  # C: (conn, host, user, pw, ...)
+    rf"#[ \t]*define[ \t]+\w*(?:PASSWORD|PASSWD|PWD|PASS)\w*[ \t]+{_Q}",  # C: #define DB_PASSWORD "pw"
+    rf"\becho[ \t]+{_Q}[ \t]*\|[ \t]*sudo[ \t]+-S",  # echo 'pw' | sudo -S
     rf"\b(?:pymysql|MySQLdb|mysql\.connector)\.connect\(\s*{_ARG}\s*,\s*{_ARG}\s*,\s*{_Q}",  # (host, user, pw)
 )  # fmt: skip
 """Passwords passed by position to the calls that take them (group `v`)."""
 
 _CLI = re.compile(
     r"""\bmysql(?:dump|admin|import|show|check)?\b[^\n|;&]*?\s-p(?P<v>[^\s'"$-][^\s'"]*)"""  # mysql -uroot -pSECRET
-    r"""|\bsshpass\s+-p\s*(?P<v2>[^\s'"$-]\S*)"""
+    r"""|\bsshpass\s+-p\s*(?:(?P<q4>['"])(?P<v4>[^'"\n]+)(?P=q4)|(?P<v2>[^\s'"$-]\S*))"""
+    r"""|\b(?:masterauth|requirepass)[ \t]+(?P<v5>[^\s'"$#]\S*)"""  # redis.conf
+    r"""|\blogin[ \t]+\S+[ \t]+password[ \t]+(?P<v6>[^\s'"$]\S*)"""  # .netrc
     r"""|(?<![\w-])--(?:db-|admin-)?password[ \t]+(?P<v3>[^\s'"$<{-]\S*)"""  # --password pw (`--password=pw` is an assignment)
 )
 """Passwords on command lines."""
+
+
+_PROSE = re.compile(
+    r"""(?i)\b(?:password|passphrase|passcode|passwort)[ \t]+(?:is|was|remains|will be)[ \t]+(?:set[ \t]+to[ \t]+)?"""
+    r"""["'“‘]?(?P<v>[^\s"'”’]{2,63}[^\s"'”’.,;:)])["'”’]?[.,;:)]*(?=\s|$)"""
+    r"""|\b(?:log[ \t]?in|sign[ \t]in)[ \t]+(?:with|as|using)[ \t]+[\w.@-]+[ \t]*/[ \t]*(?P<v2>[^\s"']{2,63}[^\s"'.,;:)])[.,;:)]*(?=\s|$)"""
+    r"""|(?:密码|口令)(?:为|是|：|:)?[ \t]*(?P<v3>[\x21-\x7e]{3,64}?)(?=[\x00-\x20，。；、）]|$)"""
+)
+"""Passwords written out in sentences, English and Chinese."""
+
+
+def _strong(value: str) -> bool:
+    """A value in prose is a password only if it does not read as a word: a digit, a symbol,
+    mixed case, or 16 characters or more (`the password is required` is not one)."""
+    v = value.strip()
+    return _value_ok(v, quoted=True) and (
+        any(c.isdigit() for c in v) or not v.isalnum() or (v.lower() != v and v.upper() != v) or len(v) >= 16)
+
+
+@dataclass(frozen=True)
+class _Prose(Detector):
+    def find(self, text: str, lower: str | None = None) -> Iterator[tuple[int, int]]:
+        if self.hint is not None and not self.hint(text.lower() if lower is None else lower):
+            return
+        for m in self.pattern.finditer(text):
+            group = next(g for g, v in m.groupdict().items() if v is not None)
+            if _strong(m.group(group)):
+                yield m.start(group), m.end(group)
 
 
 @dataclass(frozen=True)
@@ -247,6 +293,21 @@ class _Positional(Detector):
             group = next(g for g, v in m.groupdict().items() if v is not None and g.startswith("v"))
             if _value_ok(m.group(group), quoted=True):
                 yield m.start(group), m.end(group)
+
+
+@dataclass(frozen=True)
+class _IPv6(Detector):
+    """`64 bytes from 2001:db8::1: icmp_seq=1`: the colon after the address is the text's."""
+
+    def find(self, text: str, lower: str | None = None) -> Iterator[tuple[int, int]]:
+        if self.hint is not None and not self.hint(text.lower() if lower is None else lower):
+            return
+        for m in self.pattern.finditer(text):
+            value, end = m.group(), m.end()
+            if value.endswith(":") and not value.endswith("::"):
+                value, end = value[:-1], end - 1
+            if self.valid is None or self.valid(value, m):
+                yield m.start(), end
 
 
 # --- detectors --------------------------------------------------------------------------
@@ -266,10 +327,10 @@ def detectors(keep_ip_scopes: tuple[str, ...] = DEFAULT_KEEP_IP_SCOPES) -> tuple
             re.compile(r"(?<![A-Za-z0-9_.-])(?:\d{1,3}\.){3}\d{1,3}(?![A-Za-z0-9_]|\.\d)"),
             valid=_ipv4_ok(keep),
         ),
-        Detector(
+        _IPv6(
             "IP_ADDRESS",
             re.compile(r"(?<![A-Za-z0-9_:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?"
-                       r"(?:%[A-Za-z0-9_.]{1,16})?(?![A-Za-z0-9_:]|\.\d)"),  # fmt: skip
+                       r"(?:%[A-Za-z0-9_.]{1,16})?(?![A-Za-z0-9_]|:[0-9A-Fa-f:]|\.\d)"),  # fmt: skip
             valid=_ipv6_ok(keep),
             hint=lambda t: "::" in t or t.count(":") >= 5,
         ),
@@ -308,7 +369,7 @@ _STRUCTURED: tuple[Detector, ...] = (
     _Assignment("API_KEY", _assignment(_SECRET_KEYS, 8, 12, spaces=False),
                 hint=lambda t: "key" in t or "secret" in t or "token" in t),  # fmt: skip
     _Assignment("PASSWORD", _assignment(_PASSWORD_KEYS, 1, 3, spaces=True),
-                hint=lambda t: "pass" in t or "pwd" in t or "密码" in t, random_min=8),  # fmt: skip
+                hint=lambda t: "pass" in t or "pwd" in t or "密码" in t or "口令" in t, random_min=8),  # fmt: skip
     Detector(
         "PASSWORD",  # credentials in URLs: scheme://user:password@host
         re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@]{0,64}:(?P<v>[^\s/@]{1,128})@[\w.-]+"),
@@ -316,18 +377,20 @@ _STRUCTURED: tuple[Detector, ...] = (
         valid=lambda v, m: v.lower() not in _NOT_SECRET and not v.startswith(("$", "{", "<", "%")),
         hint=lambda t: "://" in t,
     ),
-    *(_Positional("PASSWORD", re.compile(call), hint=lambda t: "(" in t and ("auth" in t or "connect" in t or "login" in t))
+    *(_Positional("PASSWORD", re.compile(call),
+                  hint=lambda t: "auth" in t or "connect" in t or "login" in t or "define" in t or "sudo" in t)
       for call in _CALLS),
-    _Positional("PASSWORD", _CLI, hint=lambda t: " -p" in t or "password " in t),
+    _Positional("PASSWORD", _CLI, hint=lambda t: " -p" in t or "password " in t or "auth " in t or "requirepass" in t),
+    _Prose("PASSWORD", _PROSE, hint=lambda t: "pass" in t or "log" in t or "sign" in t or "密码" in t or "口令" in t),
     Detector(
         "CREDIT_CARD",
         re.compile(_D + r"(?:\d[ -]?){12,18}\d(?![A-Za-z0-9_-])"),
         valid=_card_ok,
     ),
     Detector(
-        "CN_ID",
+        "CN_ID",  # not where the text says it is an order or invoice number
         re.compile(r"(?<![A-Za-z0-9_])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![A-Za-z0-9_])"),
-        valid=cn_id_ok,
+        valid=lambda v, m: cn_id_ok(v) and not _ORDER.search(m.string, max(0, m.start() - 16), m.start()),
     ),
     Detector(
         "US_SSN",
@@ -340,13 +403,24 @@ _STRUCTURED: tuple[Detector, ...] = (
     ),
     Detector(
         "PHONE",  # international: +CC then 6-14 digits in groups
-        re.compile(r"(?<![A-Za-z0-9_+.])\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){2,6}(?![A-Za-z0-9_.-])"),
+        re.compile(r"(?<![A-Za-z0-9_+.])\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){2,6}(?![A-Za-z0-9_-]|\.\d)"),
         valid=lambda v, m: 8 <= sum(c.isdigit() for c in v) <= 15 and not re.fullmatch(r"\+\d+\.\d+", v),
         hint=lambda t: "+" in t,
     ),
     Detector(
         "PHONE",  # North American: (555) 123-4567, 555-123-4567, 555.123.4567, 1-800-555-0199
-        re.compile(r"(?<![A-Za-z0-9_+.-])(?:1[ .-])?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![A-Za-z0-9_-])"),
+        re.compile(r"(?<![A-Za-z0-9_+.-])(?:1[ .-])?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![A-Za-z0-9_-]|\.\d)"),
+    ),
+    Detector(
+        "PHONE",  # Chinese landlines: 010-12345678, 0755-2452131, (021) 5758 3146
+        re.compile(r"(?<![A-Za-z0-9_+.-])(?:0\d{2,3}-\d{7,8}|\(0\d{2,3}\)[ ]?\d{3,4}[ -]?\d{4})(?![A-Za-z0-9_-]|\.\d)"),
+    ),
+    Detector(
+        "US_SSN",  # nine digits in a row, only where the text says it is an SSN
+        re.compile(r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b[\s:#=\"'(]{0,4}(?:is[ \t]+)?(?P<v>\d{9})(?!\d)"),
+        group="v",
+        valid=lambda v, m: _ssn_ok(f"{v[:3]}-{v[3:5]}-{v[5:]}", m),
+        hint=lambda t: "ssn" in t or "social security" in t,
     ),
 )
 

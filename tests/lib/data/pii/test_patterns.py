@@ -7,7 +7,7 @@ import pytest
 from domainllm.data.pii.patterns import cn_id_ok, luhn_ok
 from domainllm.data.pii.scrubber import Scrubber
 
-SCRUB = Scrubber()
+SCRUB = Scrubber(names_en=False)  # names: test_names.py
 
 
 @pytest.mark.parametrize(
@@ -40,6 +40,19 @@ SCRUB = Scrubber()
         ("PGPASSWORD=abc123 psql -h db", "PGPASSWORD=<PASSWORD> psql -h db"),
         ("jdbc:postgresql://db/app?user=app&password=Xy12&ssl=true", "jdbc:postgresql://db/app?user=app&password=<PASSWORD>&ssl=true"),
         ("redis://:pw123@cache:6379/0", "redis://:<PASSWORD>@cache:6379/0"),
+        ('#define DB_PASSWORD "Xy12pw!"', '#define DB_PASSWORD "<PASSWORD>"'),
+        ("SECRET_KEY_BASE=9f8e7d6c5b4a39281706f5e4d3c2b1a0", "SECRET_KEY_BASE=<API_KEY>"),
+        ('mysql_real_connect(c, "db", "app", "Pw12345x", "orders", 0, NULL, 0);', 'mysql_real_connect(c, "db", "app", "<PASSWORD>", "orders", 0, NULL, 0);'),
+        ("$ftp->login('app', 'S3cr3tx') or die;", "$ftp->login('app', '<PASSWORD>') or die;"),
+        ("requirepass Zx9pass22\nmachine h login root password Tr0ub4", "requirepass <PASSWORD>\nmachine h login root password <PASSWORD>"),
+        ("The root password is Qw3rty!! until then. Log in with admin / Adm1n2024.", "The root password is <PASSWORD> until then. Log in with admin / <PASSWORD>."),
+        ("初始密码为 Abc@12345，用户名 admin，口令 Passw0rd9", "初始密码为 <PASSWORD>，用户名 admin，口令 <PASSWORD>"),
+        ("echo 'Sud0pw!' | sudo -S reboot; sshpass -p 'P4ssw0rd' ssh h", "echo '<PASSWORD>' | sudo -S reboot; sshpass -p '<PASSWORD>' ssh h"),
+        ("SSN 123456789 and ssn: 078051120", "SSN <US_SSN> and ssn: <US_SSN>"),
+        ("座机：0755-24521310，(021) 5758 3146", "座机：<PHONE>，<PHONE>"),
+        ("Call us at +1 386 712 4711. Card 3056 930902 5904.", "Call us at <PHONE>. Card <CREDIT_CARD>."),
+        ("via 64:ff9b::143.191.219.182 and fe80::21a:2bff:fe3c:4d5e%eth0", "via <IP_ADDRESS> and <IP_ADDRESS>"),
+        ("64 bytes from 2a03:2880:f12f:83::25de: icmp_seq=1", "64 bytes from <IP_ADDRESS>: icmp_seq=1"),
     ],
 )
 def test_pii_becomes_typed_placeholders(text: str, expected: str) -> None:
@@ -64,6 +77,8 @@ def test_pii_becomes_typed_placeholders(text: str, expected: str) -> None:
         'print "Token: ", $token->dump; if pwd:\n    try:',
         "mysql -u root -p app; DBI->connect($dsn, $user, $password); auth=(user, os.environ['PW'])",
         "ver 1.2.3.4, v10.0.0.1; link-local fe80::1%eth0 and multicast 224.0.0.251",
+        'Build 1.15.0.10; 订单号：420106197803040497; ORDER_ID = "500103200104254343"',
+        "The password is required. DB_PASSWORD_FILE=/run/secrets/db PASSWORD_MIN_LENGTH=8 TOKEN_EXPIRY=3600",
     ],
 )
 def test_lookalikes_survive(text: str) -> None:
