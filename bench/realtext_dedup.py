@@ -204,6 +204,7 @@ def score(labels: dict, removed: dict[str, str | None]) -> dict:
         "missed": len(missed),
         "distinct_removed_fraction": len(distinct & set(removed)) / max(len(distinct), 1),
         "lone_base_removed": len(lone & set(removed)),
+        "lone_base_removed_by_kind": dict(Counter(labels["kinds"][i] for i in lone & set(removed)).most_common()),
         "lone_base": len(lone),
         "templated_removed": len(templated & set(removed)),
         "templated": len(templated),
@@ -225,19 +226,22 @@ def score(labels: dict, removed: dict[str, str | None]) -> dict:
     }
 
 
-def our_measure(labels: dict, texts: dict[str, str], missed: list[str], threshold: float, ngram: int = 3) -> dict:
+def our_measure(labels: dict, texts: dict[str, str], missed: list[str], removed: dict, threshold: float,
+                ngram: int = 3) -> dict:  # fmt: skip
     """Of our misses, how many are at or above `threshold` by our own shingles (after our ingest's
     normalization): LSH misses, rather than copies below our threshold."""
     from domainllm.data.dedup.minhash import shingles
     from domainllm.data.normalize import Normalizer
 
     norm = Normalizer()
-    above = []
+    above, orig_removed_above = [], 0
     for cid in missed:
         a = set(shingles(norm(texts[cid]).text, ngram))
         b = set(shingles(norm(texts[labels["copies"][cid]["original"]]).text, ngram))
         above.append(len(a & b) / max(len(a | b), 1))
+        orig_removed_above += above[-1] >= threshold and labels["copies"][cid]["original"] in removed
     return {"missed": len(missed), "at_or_above_threshold": sum(x >= threshold for x in above),
+            "at_or_above_with_original_removed_for_another_copy": orig_removed_above,
             "by_our_jaccard": dict(sorted(Counter(bucket(x) for x in above).items()))}  # fmt: skip
 
 
@@ -307,6 +311,7 @@ def main() -> None:
         print(fmt_breakdown("by perturbation (a copy has 1-3)", s["misses_by_perturbation"]))
         print(fmt_breakdown("by word-3-gram Jaccard", s["misses_by_word3_jaccard"]))
         print(fmt_breakdown("by char-5-gram Jaccard", s["misses_by_char5_jaccard"]))
+        print(f"copy-less base documents removed, by kind: {s['lone_base_removed_by_kind']}")
         print(f"similar pairs with a copy-less member removed: {s['similar_pairs_with_lone_member_removed']}/"
               f"{s['similar_pairs']}; removed with duplicate_of outside its cluster: "
               f"{s['removed_with_target_outside_cluster']}")  # fmt: skip
@@ -314,14 +319,14 @@ def main() -> None:
             f"{m['kind']} {'+'.join(m['perturbations'])} (w3 {m['word3']:.2f}, c5 {m['char5']:.2f})"
             for m in s["lowest_jaccard_misses"]))  # fmt: skip
         if name == "ours (CLI)":
-            r["our_measure"] = our_measure(labels, texts, s["missed_ids"], args.threshold)
+            r["our_measure"] = our_measure(labels, texts, s["missed_ids"], r["removed"], args.threshold)
             print(f"misses by our own 3-gram shingles (after our normalization): {r['our_measure']}")
             print(f"CLI counts: {json.dumps(r['cli_counts'])}; removed reasons {r['reasons']}")
         tool_key = name.split(" ")[0].lower()
         doc = {"part": args.part, "tool": name, "threshold": args.threshold if tool_key == "ours" else None,
                "docs": n, "mb": round(mb, 2), "seconds": round(r["seconds"], 2), "docs_per_s": round(n / r["seconds"], 1),
                "step_seconds": r["step_seconds"], "peak_rss_mb": r.get("rss_mb"), "machine": platform.node(),
-               "cpu_model": _cpu_model(), "git_head": _git_head(), **{k: v for k, v in s.items() if k != "missed_ids"},
+               "cpu_model": _cpu_model(), "git_head": _git_head(), **s,
                **{k: r[k] for k in ("version", "cli_counts", "reasons", "our_measure") if k in r}}  # fmt: skip
         (setdir / f"results-{args.part}-{tool_key}.json").write_text(json.dumps(doc, indent=1))
 
