@@ -76,16 +76,27 @@ def plausible(text: str, start: int, end: int) -> bool:
     return not (_CODE_AROUND.search(before) or code_after)
 
 
+_BY = (r"written|contributed|created|maintained|reported|patch(?:es|ed)?|ported|signed|tested|managed|owned|reviewed|"
+       r"approved|developed|designed|implemented|fixed|suggested|requested|translated|code|work")
 _CUE = re.compile(
-    r"(?:\bCopyright\b(?:[ \t]*(?:\([cC]\)|©))?[ \t:]*(?:\d{4}(?:[ \t]*[-–,][ \t]*\d{4})*,?[ \t]*)?"
+    r"(?:(?:\bCopyright\b[ \t:]*(?:(?:\([cC]\)|©)[ \t:]*)?|^[ \t]*(?:\([cC]\)|©)[ \t]*)"
+    r"(?:\d{4}(?:[ \t]*[-–,][ \t]*\d{4})*,?[ \t]*)?(?:by[ \t]+)?"
     r"|^[ \t]+\d{4}(?:[ \t]*[-–,][ \t]*\d{4})*,?[ \t]+"  # a Debian copyright continuation line
-    r"|\b(?:Authors?|Maintainers?|Uploaders?|Contributors?|Reported-by|Reviewed-by|Signed-off-by|Acked-by|Tested-by|"
-    r"Co-authored-by|Suggested-by|Thanks-to|Translator|Contact|cc)[ \t]*:[ \t]*"
-    r"|\b(?:[Ww]ritten|[Cc]ontributed|[Cc]reated|[Mm]aintained|[Rr]eported|[Pp]atch(?:es|ed)?)[ \t]+by[ \t]+"
-    r"|\bDear[ \t]+"
+    r"|\b(?i:authors?|maintainers?|uploaders?|contributors?|owner|contact|translators?|reported-by|reviewed-by|"
+    r"signed-off-by|acked-by|tested-by|approved-by|requested-by|helped-by|co-authored-by|suggested-by|thanks-to|cc)"
+    r"[ \t]*:[ \t]*"
+    rf"|\b(?i:{_BY})[ \t]+by[ \t]+"
+    r"|\b(?:[Pp]atch(?:es)?[ \t]+from|[Tt]hanks[ \t]+to|[Cc]ontact|[Aa]sk|[Dd]ear)[ \t]+"
+    r"|^[ \t]*--[ \t]+"  # a signature: `-- Jane Doe, 2006`
+    r"|^[ \t]*=head1[ \t]+AUTHORS?[ \t]*\n(?:[ \t]*\n)*[ \t]*"  # POD
     r"|\b(?:__author__|__maintainer__|author|owner|maintainer|authors|maintainers)[ \t]*=[ \t]*\[?[ \t]*[\"'])",
     re.M,
 )
+_BEFORE = re.compile(
+    r"[ \t]+(?:wrote|writes|said|says|pointed[ \t]+out|reported|suggested|noted)\b|[ \t]*(?:<|E<lt>|\()[\w.+-]+@"
+)
+"""What follows a name: `Jane Doe wrote:`, `Jane Doe <jane@...>`, POD's `Jane Doe E<lt>jane@...`."""
+_INITIAL = re.compile(r"[A-Z]\.")
 _WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’-](?=[^\W\d_]))*\.?")
 _ORG_WORDS = frozenset(
     ["the", "free", "software", "foundation", "inc", "inc.", "ltd", "ltd.", "llc", "corp", "corp.", "corporation", "project", "team", "contributors", "authors", "developers", "university", "institute", "group", "company", "technologies", "systems", "labs", "networks", "community", "association", "consortium", "microsystems", "limited", "gmbh", "apache", "python", "perl", "linux", "debian", "ubuntu", "google", "microsoft", "oracle", "red", "hat", "ibm", "intel", "mozilla", "sun", "all", "rights", "reserved", "and", "others", "et", "al", "al.", "see", "file", "copyright", "license", "public", "domain", "unknown", "various", "none", "n/a"]
@@ -93,37 +104,70 @@ _ORG_WORDS = frozenset(
 _PARTICLES = frozenset(["de", "van", "von", "der", "den", "da", "di", "le", "la", "du", "del", "della", "bin", "al", "y"])
 
 
+def _name_at(text: str, pos: int, limit: int | None = None) -> tuple[int, list[str]]:
+    """(end, words) of the name-shaped words at `pos` (before `limit`): up to four,
+    capitalized (particles such as `van` inside), on one line."""
+    words: list[str] = []
+    end = pos
+    while len(words) < 4:
+        m = _WORD.match(text, pos)
+        if m is None or (limit is not None and m.end() > limit):
+            break
+        word = m.group()
+        if not word[:1].isupper() and word.lower() not in _PARTICLES:
+            break
+        words.append(word)
+        if word[:1].isupper():
+            end = m.end()
+        gap = re.match(r"[ \t]+", text[m.end() : m.end() + 8])
+        if gap is None:
+            break
+        pos = m.end() + gap.end()
+    while words and not words[-1][:1].isupper():
+        words.pop()
+    return end, words
+
+
+def _person(words: list[str]) -> bool:
+    if len(words) < 2 or any(w.lower() in _ORG_WORDS or w.lower().rstrip(".") in _ORG_WORDS for w in words):
+        return False  # `Free Software Foundation, Inc.`
+    return not all(w.upper() == w and not _INITIAL.fullmatch(w) for w in words)  # CONSTANTS
+
+
+_AND = re.compile(r"(?:,|;|[ \t]+and|[ \t]*&)[ \t]+")
+
+
 def cued_names(text: str) -> list[tuple[int, int]]:
     """Names where the text says a person stands: copyright holders (`Copyright 2009 Jane
-    Doe`, a Debian copyright file's continuation lines), `Author:`, `Signed-off-by:`,
-    `Maintainer:`, `Written by`, `Dear`, `__author__ = "..."`. Two to four words, each
-    capitalized (particles such as `van`, `de` inside), none an organisation's word (`Free
-    Software Foundation, Inc.` is not a person)."""
+    Doe`, a Debian copyright file's continuation lines), git trailers (`Signed-off-by:`),
+    `Author:`, `maintainer:`, `Written by`, `Patch from`, `Thanks to`, `Contact`, `Dear`, a
+    signature (`-- Jane Doe, 2006`), POD's `=head1 AUTHOR`, `__author__ = "..."`; lists after
+    them (`cc: Jane Doe, John Roe`); and names before `wrote:` or an email address. Two to
+    four words, each capitalized (particles such as `van`, `de` inside), none an
+    organisation's word (`Free Software Foundation, Inc.` is not a person)."""
     spans = []
     for cue in _CUE.finditer(text):
-        pos, words, end = cue.end(), [], cue.end()
-        while len(words) < 4:
-            m = _WORD.match(text, pos)
-            if m is None:
+        pos = cue.end()
+        while True:
+            end, words = _name_at(text, pos)
+            if not _person(words):
                 break
-            word = m.group()
-            if not word[:1].isupper() and word.lower() not in _PARTICLES:
+            spans.append(_trim(text, pos, end))
+            more = _AND.match(text, end)
+            if more is None:
                 break
-            words.append(word)
-            if word[:1].isupper():
-                end = m.end()
-            gap = re.match(r"[ \t]+", text[m.end() : m.end() + 8])
-            if gap is None:
-                break
-            pos = m.end() + gap.end()
-        while words and not words[-1][:1].isupper():
-            words.pop()
-        if len(words) < 2 or any(w.lower() in _ORG_WORDS or w.lower().rstrip(".") in _ORG_WORDS for w in words):
+            pos = more.end()
+    for m in _BEFORE.finditer(text):
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        head = text[line_start : m.start()]
+        tail = re.search(r"(?:^|(?<=[\s,;:(\"']))((?:[^\W\d_][\w'’.-]*[ \t]+){1,3}[^\W\d_][\w'’.-]*)$", head)
+        if tail is None:
             continue
-        if words[0].upper() == words[0] and words[1].upper() == words[1]:
-            continue  # CONSTANTS
-        spans.append(_trim(text, cue.end(), end))
-    return spans
+        start = line_start + tail.start(1)
+        end, words = _name_at(text, start, m.start())
+        if end == m.start() and _person(words):
+            spans.append(_trim(text, start, end))
+    return sorted(set(spans))
 
 
 class EnglishNames:
@@ -165,6 +209,8 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
         if span.endswith(suffix):
             end -= len(suffix)
     while end > start and text[end - 1] in ".,;:!?\"'’)":
+        if text[end - 1] == "." and end - start >= 2 and text[end - 2].isupper() and (end - start == 2 or text[end - 3] in " \t."):
+            break  # `Daniel Richard G.`: an initial keeps its dot
         end -= 1
     while start < end and text[start] in "\"'‘(":
         start += 1
@@ -228,7 +274,7 @@ class ChineseNames:
     def find(self, text: str) -> list[tuple[int, int]]:
         single, compound = zh_surnames()
         given = zh_given_chars()
-        spans: list[tuple[int, int]] = []
+        spans: list[tuple[int, int]] = zh_cued_names(text)
         for run in _HAN_RUN.finditer(text):
             chunk = run.group()
             if not any(c in single for c in chunk) and not any(chunk[i : i + 2] in compound for i in range(len(chunk) - 1)):
@@ -250,4 +296,44 @@ class ChineseNames:
                 rest = word[surname:]
                 if surname and 1 <= len(rest) <= 2 and sum(given.get(c, 0.0) for c in rest) / len(rest) >= self.min_given_score:
                     spans.append((run.start() + start, run.start() + start + len(word)))
-        return spans
+        return sorted(set(spans))
+
+
+_ZH_BEFORE = ("报告人", "审核人", "审核", "审阅人", "作者", "译者", "翻译", "联系人", "负责人", "维护者", "维护人", "提交人",
+              "申请人", "签名", "姓名", "经手人", "记者", "编辑", "校对")  # fmt: skip
+"""Labels followed by a name (with `：` or `:`)."""
+_ZH_AFTER = ("说", "表示", "指出", "认为", "参加", "出席", "编写", "审阅", "审核", "提交", "批准", "负责", "修复", "发现",
+             "报告", "签字", "同意", "的反馈", "的帮助", "的建议", "老师", "先生", "女士", "同学", "经理", "检查", "和", "与",
+             "及", "、", "，", "。")  # fmt: skip
+"""What follows a name: `王芳说`, `由李娜提交`, `感谢黄俊杰的帮助`, `张伟和李娜`."""
+_ZH_CUE = re.compile(r"(?:(?:" + "|".join(_ZH_BEFORE) + r")[ \t]*[：:][ \t]*|由|感谢|经理|请|联系|(?<=[和与及、])|^|(?<=[。！？，\n]))",
+                     re.M)
+
+
+_ZH_NOT_GIVEN = frozenset("的了是在有和与及或不这那个们为以于被把将也都就而且但所如果之其中上下来去到出对能会要可")
+"""Characters that end a name rather than continue it (function words)."""
+
+
+def zh_cued_names(text: str) -> list[tuple[int, int]]:
+    """Chinese names where the text says a person stands: after a label (`作者：`, `联系人：`),
+    after `由`/`感谢`/`请`, or at a clause start, and followed by what follows a person
+    (`说`, `提交`, `参加`, `的反馈`, a title, `和` another name). A name is a surname (compound
+    ones first) and one or two given characters, none a function word."""
+    single, compound = zh_surnames()
+    spans = []
+    for cue in _ZH_CUE.finditer(text):
+        pos = cue.end()
+        surname = 2 if text[pos : pos + 2] in compound else 1 if text[pos : pos + 1] in single else 0
+        if not surname:
+            continue
+        for n in (2, 1):
+            end = pos + surname + n
+            rest = text[pos + surname : end]
+            if len(rest) != n or not all("\u4e00" <= c <= "\u9fff" and c not in _ZH_NOT_GIVEN for c in rest):
+                continue
+            labelled = cue.group().rstrip(" \t").endswith(("：", ":"))
+            after = text[end : end + 3]
+            if after.startswith(_ZH_AFTER) or (labelled and (not after or not "\u4e00" <= after[0] <= "\u9fff")):
+                spans.append((pos, end))
+                break
+    return spans
