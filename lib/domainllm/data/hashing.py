@@ -1,7 +1,7 @@
 """Hashing primitives shared by dedup, decontamination and grouping (compiled with numba).
 
-Texts are tokenized the same way everywhere (`tokenize`): NFKC-normalized and lower-cased in
-Python (full-width letters become ASCII, case folds), then, over the UTF-8 bytes, a token is a
+Texts are tokenized the same way everywhere (`tokenize`): markup stripped, NFKC-normalized
+and lower-cased in Python (`fold`) (full-width letters become ASCII, case folds), then, over the UTF-8 bytes, a token is a
 run of letters and digits (ASCII or any other script), `_` inside a word included
 (`from_location` is one token, `__init__` is `init`); every other character — ASCII and
 Unicode punctuation, symbols, spaces, U+FFFD — separates tokens; each CJK ideograph or kana
@@ -12,6 +12,8 @@ Chinese paragraph is shingled by characters instead of being one "word".
 
 from __future__ import annotations
 
+import html
+import re
 import unicodedata
 from collections.abc import Sequence
 
@@ -180,9 +182,20 @@ def fmix32(h):
 
 
 
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:-]{0,30}(?:\s[^<>]{0,300})?/?>")
+_ENTITY = re.compile(r"&(?:#\d{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
 def fold(text: str) -> str:
-    """What every text goes through before `tokenize`: NFKC (full-width and compatibility
-    forms to their plain equivalents; ASCII texts skip it), then Python's lower-casing."""
+    """What every text goes through before `tokenize`: HTML/XML tags out (`<br>`, `<p class=x>`
+    separate like spaces), character references decoded (`&quot;`, `&#39;`), NFKC
+    (full-width and compatibility forms to their plain equivalents; ASCII texts skip it),
+    then Python's lower-casing. The same page scraped with or without its markup shingles
+    alike."""
+    if "<" in text:
+        text = _TAG.sub(" ", text)
+    if "&" in text and _ENTITY.search(text):
+        text = html.unescape(text)
     return (text if text.isascii() else unicodedata.normalize("NFKC", text)).lower()
 
 

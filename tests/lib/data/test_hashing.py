@@ -46,3 +46,10 @@ def test_each_cjk_character_is_a_token_and_cjk_punctuation_separates() -> None:
     assert tokens("数据 去重 , 很重要 .") == tokens("数据去重，很重要。")  # spaces and half-width punctuation
     assert tokens("カタカナ和ひらがな") == [c.encode() for c in "カタカナ和ひらがな"]
     assert tokens("한국어 문장") == ["한국어".encode(), "문장".encode()]  # Korean separates words with spaces
+
+
+def test_markup_and_character_references_do_not_change_tokens() -> None:
+    plain = 'He said "stop" & left.\nNext line'
+    marked = '<p class="x">He said &quot;stop&quot; &amp; left.<br>\nNext <b>line</b></p>'
+    assert tokens(marked) == tokens(plain) == [b"he", b"said", b"stop", b"left", b"next", b"line"]
+    assert tokens("std::vector<int> v; if (a < b && c > d)") == [b"std", b"vector", b"v", b"if", b"a", b"b", b"c", b"d"]
