@@ -41,6 +41,10 @@ Labelling decisions:
 - Capitalised words that are not people (products, places, `Server`) and Chinese words that
   begin with a common surname character (方法, 周末, 马上) are look-alikes.
 - Placeholder secrets (`changeme`, `$PASSWORD`, `${DB_PASS}`, `os.environ[...]`) are look-alikes.
+`--disjoint`: heldout documents use frames (a third of every template list of three or more,
+by hash) and planted names (a third of the EN first/last names and ZH given characters) that
+tune documents never use, so tuning on frames or names shows on heldout. Without it, both
+parts share frames and name pools and differ only in their contexts' source files.
 Deterministic for a seed on a given machine (the contexts are this machine's files; each
 document records its source path).
 """
@@ -109,13 +113,33 @@ ZH_SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗
 ZH_GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍建国文辉鹏飞红梅志宏俊宇浩然欣怡涵轩桐彤诺琪东海燕春雷龙晨阳婷倩颖佳慧琳博凯瑞鑫")  # fmt: skip
 
 
+DISJOINT = {"on": False, "part": "tune"}
+"""With `--disjoint`, heldout documents draw their frames and planted names from a share of
+the templates and name pools that tune documents never see (see `for_part`)."""
+
+
+def _heldout_only(item: str) -> bool:
+    return int(hashlib.sha1(item.encode()).hexdigest(), 16) % 3 == 0
+
+
+def for_part(items: list[str], min_items: int = 3) -> list[str]:
+    """The items this document's part may use: all of them unless `--disjoint`; then a third
+    (by hash) for heldout and the rest for tune, in lists of at least `min_items`."""
+    if not DISJOINT["on"] or len(items) < min_items:
+        return items
+    held = DISJOINT["part"] == "heldout"
+    chosen = [x for x in items if _heldout_only(x) == held]
+    return chosen or items
+
+
 def en_name(r: random.Random) -> str:
-    first, last = r.choice(FIRST), r.choice(LAST)
+    first, last = r.choice(for_part(FIRST)), r.choice(for_part(LAST))
     return f"{first} {r.choice(string.ascii_uppercase)}. {last}" if r.random() < 0.12 else f"{first} {last}"
 
 
 def zh_name(r: random.Random) -> str:
-    return r.choice(ZH_SURNAMES) + "".join(r.choice(ZH_GIVEN) for _ in range(r.choice([1, 1, 2, 2, 2])))
+    given = for_part(ZH_GIVEN)
+    return r.choice(ZH_SURNAMES) + "".join(r.choice(given) for _ in range(r.choice([1, 1, 2, 2, 2])))
 
 
 WORDS = ["sunshine", "dragon", "monkey", "falcon", "summer", "winter", "coffee", "tiger", "shadow", "maple", "orange",
@@ -414,7 +438,7 @@ def add(entity: str | None, table: dict[str, list[str]], slots) -> None:
     draws the slot values. `entity` None: look-alike frames."""
     for regs, templates in table.items():
         for reg in regs.split():
-            fn = lambda r, t=templates: T(r.choice(t), **slots(r))  # noqa: E731
+            fn = lambda r, t=templates: T(r.choice(for_part(t)), **slots(r))  # noqa: E731
             if entity is None:
                 LOOK_FRAMES[reg].append(fn)
             else:
@@ -1030,6 +1054,7 @@ NATURAL_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][\w.+-]*@(?:[A-Za-z0-9-]+\.)
 
 def make_doc(i: int, pool: Pool, text: str, source: str, r: random.Random) -> Doc | None:
     inserts: list[tuple[int, list[str | V]]] = []
+    DISJOINT["part"] = split_of(source)
     if pool.kind == "copyright":
         harvested = harvest_copyright(text)
         if not harvested:
@@ -1126,7 +1151,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--docs", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--man-pages", type=int, default=400, help="man pages rendered (sampled by seed)")
+    ap.add_argument("--disjoint", action="store_true",
+                    help="heldout frames and planted names are ones tune never uses (a third of each template list "
+                         "of 3+ and of the name pools, by hash)")  # fmt: skip
     args = ap.parse_args(argv)
+    DISJOINT["on"] = args.disjoint
     pool_lines: list[str] = []
     docs = build(args.docs, args.seed, args.man_pages, log=lambda s: (pool_lines.append(s), print(s, file=sys.stderr)))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -1145,7 +1174,7 @@ def main(argv: list[str] | None = None) -> None:
             "pii": dict(Counter(p[0] for d in ds for p in d.pii)), "lookalikes": sum(len(d.lookalikes) for d in ds),
             "natural_emails": sum(len(d.natural) for d in ds),
         }  # fmt: skip
-    (args.out / "stats.json").write_text(json.dumps({"seed": args.seed, "docs": args.docs, "pools": pool_lines, **stats}, indent=1, ensure_ascii=False))
+    (args.out / "stats.json").write_text(json.dumps({"seed": args.seed, "docs": args.docs, "disjoint": args.disjoint, "pools": pool_lines, **stats}, indent=1, ensure_ascii=False))
     print(json.dumps(stats, indent=1, ensure_ascii=False))
 
 
