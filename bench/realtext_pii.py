@@ -293,7 +293,7 @@ def run_pipeline(name: str, docs: list[dict], sub_ids: set[str], log, batch: int
                 log(f"{name}: {i}/{len(run_docs)} docs, {secs:.0f} s")
     chars = sum(len(d["text"]) for d in run_docs)
     result = {"pipeline": name, "code": code_state(), "scrub_s": secs, "chars_per_s": chars / secs if secs else None, "startup_s": startup,
-              "subsampled": name == "presidio", **score(run_docs, outs, types)}  # fmt: skip
+              "subsampled": len(run_docs) < len(docs), **score(run_docs, outs, types)}  # fmt: skip
     sub_docs = [d for d in run_docs if d["id"] in sub_ids]
     result["on_subsample"] = {k: v for k, v in score(sub_docs, outs, types).items()
                               if k in ("docs", "chars", "structured_recall", "en_name_recall", "zh_name_recall", "lookalikes_kept",
@@ -341,11 +341,16 @@ def main() -> None:
     ap.add_argument("--part", choices=["tune", "heldout"], default="tune")
     ap.add_argument("--pipelines", default=",".join(PIPELINES), help=f"comma-separated subset of {','.join(PIPELINES)}")
     ap.add_argument("--presidio-chars", type=int, default=2_000_000, help="presidio's subsample, in characters")
+    ap.add_argument("--table-only", action="store_true", help="print the table from the results files already written")
     ap.add_argument("--startup-only", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.startup_only:
         scrub, _ = make_pipeline(args.startup_only)
         scrub(["Server 102.212.196.186 and mail bob@corp.io"], "en")
+        return
+    if args.table_only:
+        names = [n for n in args.pipelines.split(",") if (args.set / f"results-{args.part}-{n}.json").is_file()]
+        print(table([json.loads((args.set / f"results-{args.part}-{n}.json").read_text()) for n in names], args.part))
         return
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     docs = load(args.set, args.part)
