@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -73,6 +73,8 @@ def plausible(text: str, start: int, end: int) -> bool:
     before = text[max(0, start - 12) : start]
     after = text[end : end + 2]
     code_after = after.startswith(("::", "->", "(")) or (after[:1] == "." and after[1:2].isalnum())  # Name.attr
+    if re.match(r"[ \t]+[A-Z][A-Za-z]", text[end : end + 3]) or re.fullmatch(r"[A-Z]{2,3}", parts[-1]):
+        return False  # part of a longer capitalized run or a product's: `Raspberry Pi` OS, `Raspberry Pi OS`
     return not (_CODE_AROUND.search(before) or code_after)
 
 
@@ -221,18 +223,16 @@ _LISTS = Path(__file__).parent / "lists"
 
 
 @cache
-def _latin_names() -> frozenset[str]:
-    words = set()
-    for name in ("given_names.txt", "surnames.txt"):
-        words.update((_LISTS / name).read_text(encoding="utf-8").split())
-    return frozenset(words)
+def _names_list(name: str) -> frozenset[str]:  # given_names.txt, surnames.txt
+    return frozenset((_LISTS / name).read_text(encoding="utf-8").split())
 
 
 def known_name(span: str) -> bool:
     """One of the span's words is a given name or surname in our lists, or it has an initial
     (`Philip A. Nelson`, `J. Smith`)."""
     words = [w.strip(".,'’").lower() for w in span.split()]
-    return any(w in _latin_names() for w in words) or any(re.fullmatch(r"[A-Z]\.", w) for w in span.split())
+    names = _names_list("given_names.txt") | _names_list("surnames.txt")
+    return any(w in names for w in words) or any(re.fullmatch(r"[A-Z]\.", w) for w in span.split())
 
 
 @cache
@@ -274,7 +274,8 @@ class ChineseNames:
     def find(self, text: str) -> list[tuple[int, int]]:
         single, compound = zh_surnames()
         given = zh_given_chars()
-        spans: list[tuple[int, int]] = zh_cued_names(text)
+        tags = self._tokenizer.word_tag_tab
+        spans: list[tuple[int, int]] = zh_cued_names(text, lambda w: not tags.get(w, "nr").startswith("nr"))
         for run in _HAN_RUN.finditer(text):
             chunk = run.group()
             if not any(c in single for c in chunk) and not any(chunk[i : i + 2] in compound for i in range(len(chunk) - 1)):
@@ -314,11 +315,12 @@ _ZH_NOT_GIVEN = frozenset("的了是在有和与及或不这那个们为以于�
 """Characters that end a name rather than continue it (function words)."""
 
 
-def zh_cued_names(text: str) -> list[tuple[int, int]]:
+def zh_cued_names(text: str, is_word: Callable[[str], bool] = lambda _: False) -> list[tuple[int, int]]:
     """Chinese names where the text says a person stands: after a label (`作者：`, `联系人：`),
     after `由`/`感谢`/`请`, or at a clause start, and followed by what follows a person
     (`说`, `提交`, `参加`, `的反馈`, a title, `和` another name). A name is a surname (compound
-    ones first) and one or two given characters, none a function word."""
+    ones first) and one or two given characters, none a function word, and the whole not a
+    word of the language (`is_word`: `请王国检查` names no one)."""
     single, compound = zh_surnames()
     spans = []
     for cue in _ZH_CUE.finditer(text):
@@ -330,6 +332,8 @@ def zh_cued_names(text: str) -> list[tuple[int, int]]:
             end = pos + surname + n
             rest = text[pos + surname : end]
             if len(rest) != n or not all("\u4e00" <= c <= "\u9fff" and c not in _ZH_NOT_GIVEN for c in rest):
+                continue
+            if is_word(text[pos:end]):
                 continue
             labelled = cue.group().rstrip(" \t").endswith(("：", ":"))
             after = text[end : end + 3]

@@ -249,7 +249,8 @@ _CALLS = (
 _CLI = re.compile(
     r"""\bmysql(?:dump|admin|import|show|check)?\b[^\n|;&]*?\s-p(?P<v>[^\s'"$-][^\s'"]*)"""  # mysql -uroot -pSECRET
     r"""|\bsshpass\s+-p\s*(?:(?P<q4>['"])(?P<v4>[^'"\n]+)(?P=q4)|(?P<v2>[^\s'"$-]\S*))"""
-    r"""|\b(?:masterauth|requirepass)[ \t]+(?P<v5>[^\s'"$#]\S*)"""  # redis.conf
+    r"""|\b(?:masterauth|requirepass|auth_pass)[ \t]+(?P<v5>[^\s'"$#]\S*)"""  # redis.conf, keepalived.conf
+    r"""|\bcurl\b[^\n|;&]*?\s(?:-u|--user)[ \t]*['"]?[^\s:'"]+:(?P<v7>[^\s'"@$][^\s'"@]*)"""  # curl -u user:pw
     r"""|\blogin[ \t]+\S+[ \t]+password[ \t]+(?P<v6>[^\s'"$]\S*)"""  # .netrc
     r"""|(?<![\w-])--(?:db-|admin-)?password[ \t]+(?P<v3>[^\s'"$<{-]\S*)"""  # --password pw (`--password=pw` is an assignment)
 )
@@ -258,8 +259,8 @@ _CLI = re.compile(
 
 _PROSE = re.compile(
     r"""(?i)\b(?:password|passphrase|passcode|passwort)[ \t]+(?:is|was|remains|will be)[ \t]+(?:set[ \t]+to[ \t]+)?"""
-    r"""["'“‘]?(?P<v>[^\s"'”’]{2,63}[^\s"'”’.,;:)])["'”’]?[.,;:)]*(?=\s|$)"""
-    r"""|\b(?:log[ \t]?in|sign[ \t]in)[ \t]+(?:with|as|using)[ \t]+[\w.@-]+[ \t]*/[ \t]*(?P<v2>[^\s"']{2,63}[^\s"'.,;:)])[.,;:)]*(?=\s|$)"""
+    r"""["'“‘]?(?P<v>[^\s"'”’]{2,63}(?:[^\s"'”’.,;:)]|\.(?=\.)))["'”’]?[.,;:)]*(?=\s|$)"""
+    r"""|\b(?:log[ \t]?in|sign[ \t]in)[ \t]+(?:with|as|using)[ \t]+[\w.@-]+[ \t]*/[ \t]*(?P<v2>[^\s"']{2,63}(?:[^\s"'.,;:)]|\.(?=\.)))[.,;:)]*(?=\s|$)"""
     r"""|(?:密码|口令)(?:为|是|：|:)?[ \t]*(?P<v3>[\x21-\x7e]{3,64}?)(?=[\x00-\x20，。；、）]|$)"""
 )
 """Passwords written out in sentences, English and Chinese."""
@@ -380,7 +381,9 @@ _STRUCTURED: tuple[Detector, ...] = (
     *(_Positional("PASSWORD", re.compile(call),
                   hint=lambda t: "auth" in t or "connect" in t or "login" in t or "define" in t or "sudo" in t)
       for call in _CALLS),
-    _Positional("PASSWORD", _CLI, hint=lambda t: " -p" in t or "password " in t or "auth " in t or "requirepass" in t),
+    _Positional("PASSWORD", _CLI, hint=lambda t: " -p" in t or "password " in t or "auth" in t or "requirepass" in t or "curl" in t),
+    _Positional("API_KEY", re.compile(rf"#[ \t]*define[ \t]+\w*(?:API_?KEY|SECRET|TOKEN|ACCESS_KEY)\w*[ \t]+{_Q}"),
+                hint=lambda t: "define" in t),  # C: #define API_KEY "..."
     _Prose("PASSWORD", _PROSE, hint=lambda t: "pass" in t or "log" in t or "sign" in t or "密码" in t or "口令" in t),
     Detector(
         "CREDIT_CARD",
