@@ -59,11 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     dd.add_argument("--num-perm", type=int, help="MinHash permutations (default 128)")
     dd.add_argument("--no-verify", action="store_true", help="skip exact Jaccard verification of candidate pairs")
     pii = step("scrub-pii", "replace PII with typed placeholders (<EMAIL>, <PHONE>, ...); report counts by type",
-               "domainllm data scrub-pii docs.jsonl out/ --zh-names", steps.pii, "data.pii")  # fmt: skip
+               "domainllm data scrub-pii docs.jsonl out/ --no-names", steps.pii, "data.pii")  # fmt: skip
     pii.add_argument("--ner-model", help="local spaCy or transformers NER model folder for English person names "
                                          "(default: the shipped en_core_web_sm)")  # fmt: skip
     pii.add_argument("--no-names", action="store_true", help="leave person names (English and Chinese) in the text")
-    pii.add_argument("--zh-names", action="store_true", help="also find Chinese person names")
+    pii.add_argument("--no-zh-names", action="store_true", help="leave Chinese person names in the text")
     pii.add_argument("--entities", help="comma-separated subset of: " + ",".join(PII_ENTITIES))
     step("compliance", "remove illegal, sexual or hateful content (block lists + optional classifier)",
          "domainllm data compliance docs.jsonl out/ --config compliance.yaml", steps.compliance, "data.compliance")  # fmt: skip

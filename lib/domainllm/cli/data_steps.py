@@ -179,8 +179,8 @@ def pii(args: argparse.Namespace) -> _PiiSteps:
         overrides["ner_model"] = str(Path(args.ner_model).resolve())
     if args.no_names:
         overrides.update(names_en=False, names_zh=False)
-    elif args.zh_names:
-        overrides["names_zh"] = True
+    elif args.no_zh_names:
+        overrides["names_zh"] = False
     if args.entities:
         overrides["entities"] = tuple(e.strip().upper() for e in args.entities.split(",") if e.strip())
     if overrides:

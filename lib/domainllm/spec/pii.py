@@ -18,8 +18,9 @@ class PiiConfig(Section):
     names_en: bool = True
     """English person names (PERSON) with the NER component of the shipped spaCy model
     (en_core_web_sm, installed with the `data` extra), or of `ner_model`."""
-    names_zh: bool = False
-    """Chinese person names (jieba's tagger checked against Chinese surnames)."""
+    names_zh: bool = True
+    """Chinese person names: where the text says a person stands, and jieba's tagger checked
+    against Chinese surnames and name-like characters."""
     ner_model: Location | None = None
     """A local spaCy pipeline folder replacing the shipped English model, or a transformers
     token-classification folder (run through presidio's AnalyzerEngine: ~100x slower)."""

@@ -177,23 +177,35 @@ class EnglishNames:
     default)."""
 
     def __init__(self, model: Path | None = None, batch_size: int = 64) -> None:
-        import spacy
-
         path = model or shipped_model()
-        if path is None:
+        if path is None or not Path(path).is_dir():
             raise FileNotFoundError(
-                f"no English NER model: install the `data` extra (it ships {SHIPPED_MODEL}) or set data.pii.ner_model "
-                "to a spaCy pipeline folder; data.pii.names_en: false turns English names off"
+                f"no English NER model at {path or 'the shipped location'}: install the `data` extra (it ships "
+                f"{SHIPPED_MODEL}) or set data.pii.ner_model to a spaCy pipeline folder; data.pii.names_en: false "
+                "turns English names off"
             )
-        self.nlp = spacy.load(path, exclude=["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"])
-        if self.nlp.pipe_names != ["ner"]:
-            raise ValueError(f"{path}: expected a spaCy pipeline whose `ner` has its own tok2vec; it has {self.nlp.pipe_names}")
+        self.path = Path(path)
         self.batch_size = batch_size
+        self._nlp = None
+
+    @property
+    def nlp(self):
+        """The pipeline, loaded at the first window (most code and tables never need it)."""
+        if self._nlp is None:
+            import spacy
+
+            nlp = spacy.load(self.path, exclude=["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"])
+            if nlp.pipe_names != ["ner"]:
+                raise ValueError(f"{self.path}: expected a spaCy pipeline whose `ner` has its own tok2vec; it has {nlp.pipe_names}")
+            self._nlp = nlp
+        return self._nlp
 
     def find(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """For each text, the (start, end) of the names in it."""
         spans: list[list[tuple[int, int]]] = [cued_names(text) for text in texts]
         jobs = [(i, lo, hi) for i, text in enumerate(texts) for lo, hi in windows(text)]
+        if not jobs:
+            return spans
         docs = self.nlp.pipe((texts[i][lo:hi] for i, lo, hi in jobs), batch_size=self.batch_size)
         for (i, lo, _), doc in zip(jobs, docs, strict=True):
             for ent in doc.ents:
@@ -261,17 +273,27 @@ class ChineseNames:
     `许可证` and `索引` as names). Only runs of Han characters that hold a surname are tagged."""
 
     def __init__(self, min_given_score: float = 0.2) -> None:
-        import logging
-
-        import jieba
-        import jieba.posseg
-
-        jieba.setLogLevel(logging.WARNING)
-        self._tokenizer = jieba.posseg.POSTokenizer(jieba.Tokenizer())
-        self._tokenizer.tokenizer.initialize()
         self.min_given_score = min_given_score
+        self._posseg = None
+
+    @property
+    def _tokenizer(self):
+        """jieba's tagger, loaded at the first Chinese text (about a second)."""
+        if self._posseg is None:
+            import logging
+
+            import jieba
+            import jieba.posseg
+
+            jieba.setLogLevel(logging.WARNING)
+            tagger = jieba.posseg.POSTokenizer(jieba.Tokenizer())
+            tagger.tokenizer.initialize()
+            self._posseg = tagger
+        return self._posseg
 
     def find(self, text: str) -> list[tuple[int, int]]:
+        if not _HAN_RUN.search(text):
+            return []
         single, compound = zh_surnames()
         given = zh_given_chars()
         tags = self._tokenizer.word_tag_tab

@@ -1,8 +1,11 @@
-"""PII scrubbing with presidio as the engine and our detectors as its recognizers.
+"""PII scrubbing: our detectors find, `replace` turns findings into typed placeholders.
 
-Our pattern detectors (`patterns.py`) are presidio recognizers; presidio's AnonymizerEngine
-turns every finding into a typed placeholder (`<EMAIL>`, `<PHONE>`, ...) and resolves
-overlaps. Person names (`names.py`): in English with the NER component of a spaCy pipeline
+Our pattern detectors (`patterns.py`) report spans; `replace` turns every finding into a
+typed placeholder (`<EMAIL>`, `<PHONE>`, ...), overlaps resolved as presidio's
+AnonymizerEngine does (a span inside another goes; of two that cross, the higher score, then
+the longer, wins). We do not call the AnonymizerEngine itself: importing presidio_anonymizer
+2.2.366 imports presidio_analyzer, transformers and torch (4.7 s of a 7 s start-up, for a
+string replacement). Person names (`names.py`): in English with the NER component of a spaCy pipeline
 (the shipped en_core_web_sm unless `ner_model` names another), run only around capitalized
 word pairs; in Chinese with jieba's tagger checked against Chinese surnames. A transformers
 token-classification folder as `ner_model` runs through presidio's AnalyzerEngine instead
@@ -13,10 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-
-from presidio_anonymizer import AnonymizerEngine
-from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 
 from domainllm.data.pii.patterns import DEFAULT_KEEP_IP_SCOPES, ENTITIES, Detector, detectors
 
@@ -44,19 +45,54 @@ def placeholder(entity: str) -> str:
     return f"<{entity}>"
 
 
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What presidio calls a RecognizerResult: the same fields."""
+
+    entity_type: str
+    start: int
+    end: int
+    score: float
+
+
+def resolve(found: list) -> list:
+    """The findings that are replaced: a span inside a kept one goes; of two that cross, the
+    higher score wins, then the longer one."""
+    kept: list = []
+    for f in sorted(found, key=lambda f: (f.start, -(f.end - f.start), -f.score)):
+        if kept and f.start < kept[-1].end:
+            last = kept[-1]
+            if f.end <= last.end:
+                continue  # inside the kept one
+            if (f.score, f.end - f.start) > (last.score, last.end - last.start):
+                kept[-1] = f
+            continue
+        kept.append(f)
+    return kept
+
+
+def replace(text: str, found: list) -> tuple[str, Counter[str]]:
+    """The text with each kept finding replaced by its placeholder, and counts by type."""
+    kept = resolve(found)
+    parts, pos = [], 0
+    for f in kept:
+        parts += [text[pos : f.start], placeholder(f.entity_type)]
+        pos = f.end
+    parts.append(text[pos:])
+    return "".join(parts), Counter(f.entity_type for f in kept)
+
+
 class Scrubber:
     def __init__(self, entities: tuple[str, ...] = ENTITIES, ner_model: Path | None = None,
                  ner_languages: tuple[str, ...] = ("en",), min_score: float = 0.6,
                  keep_ip_scopes: tuple[str, ...] = DEFAULT_KEEP_IP_SCOPES, names_en: bool = True,
-                 names_zh: bool = False) -> None:  # fmt: skip
+                 names_zh: bool = True) -> None:  # fmt: skip
         unknown = sorted(set(entities) - set(ENTITIES))
         if unknown:
             raise ValueError(f"unknown PII entities {unknown}; known: {list(ENTITIES)}")
         self.entities = tuple(entities)
         self.detectors = tuple(d for d in detectors(keep_ip_scopes) if d.entity in self.entities)
         self.min_score = min_score
-        self.anonymizer = AnonymizerEngine()
-        self.operators = {e: OperatorConfig("replace", {"new_value": placeholder(e)}) for e in ENTITIES}
         self.analyzer = None
         self.english = self.chinese = None
         self.ner_model = ner_model
@@ -74,9 +110,9 @@ class Scrubber:
 
     @property
     def detects_names(self) -> bool:
-        return self.analyzer is not None or self.english is not None
+        return self.analyzer is not None or self.english is not None or self.chinese is not None
 
-    def find_many(self, texts: list[str], language: str = "en") -> list[list[RecognizerResult]]:
+    def find_many(self, texts: list[str], language: str = "en") -> list[list[Finding]]:
         """Every finding in each text; names are looked for in one batch."""
         if self.analyzer is not None:
             lang = language if language in self.analyzer.supported_languages else self.analyzer.supported_languages[0]
@@ -85,16 +121,16 @@ class Scrubber:
         found = []
         for text in texts:
             lower = text.lower()
-            found.append([RecognizerResult(d.entity, s, e, 1.0) for d in self.detectors for s, e in d.find(text, lower)])
+            found.append([Finding(d.entity, s, e, 1.0) for d in self.detectors for s, e in d.find(text, lower)])
         if self.english is not None:
             for results, spans in zip(found, self.english.find(texts), strict=True):
-                results.extend(RecognizerResult("PERSON", s, e, 0.85) for s, e in spans)
+                results.extend(Finding("PERSON", s, e, 0.85) for s, e in spans)
         if self.chinese is not None:
             for results, text in zip(found, texts, strict=True):
-                results.extend(RecognizerResult("PERSON", s, e, 0.85) for s, e in self.chinese.find(text))
+                results.extend(Finding("PERSON", s, e, 0.85) for s, e in self.chinese.find(text))
         return found
 
-    def find(self, text: str, language: str = "en") -> list[RecognizerResult]:
+    def find(self, text: str, language: str = "en") -> list[Finding]:
         return self.find_many([text], language)[0]
 
     def scrub_many(self, texts: list[str], language: str = "en") -> list[tuple[str, Counter[str]]]:
@@ -104,8 +140,7 @@ class Scrubber:
             if not found:
                 out.append((text, Counter()))
                 continue
-            result = self.anonymizer.anonymize(text, found, self.operators, merge_entities_with_spaces=False)
-            out.append((result.text, Counter(item.entity_type for item in result.items)))
+            out.append(replace(text, found))
         return out
 
     def scrub(self, text: str, language: str = "en") -> tuple[str, Counter[str]]:

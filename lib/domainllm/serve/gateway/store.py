@@ -141,7 +141,7 @@ def _writer(q, flushed, pending, root: str, scrub_pii: bool, batch_s: float, max
     if scrub_pii:
         from domainllm.data.pii.scrubber import Scrubber
 
-        scrubber = Scrubber(names_en=False)  # structured PII at once; names are scrubbed when the flywheel curates
+        scrubber = Scrubber(names_en=False, names_zh=False)  # structured PII at once; names are scrubbed when the flywheel curates
 
         def scrub(text: str) -> str:
             return scrubber.scrub(text)[0]

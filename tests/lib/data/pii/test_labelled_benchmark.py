@@ -30,7 +30,7 @@ def test_structured_pii_recall_and_lookalike_survival() -> None:
 
 def test_name_recall_without_and_with_an_ner_model() -> None:
     docs = name_documents(60, seed=2)
-    plain = Scrubber(names_en=False)
+    plain = Scrubber(names_en=False, names_zh=False)
     assert not plain.detects_names
     assert score(docs, [plain.scrub(d.text)[0] for d in docs])["recall"] == 0.0
 

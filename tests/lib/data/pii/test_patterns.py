@@ -7,7 +7,7 @@ import pytest
 from domainllm.data.pii.patterns import cn_id_ok, luhn_ok
 from domainllm.data.pii.scrubber import Scrubber
 
-SCRUB = Scrubber(names_en=False)  # names: test_names.py
+SCRUB = Scrubber(names_en=False, names_zh=False)  # names: test_names.py
 
 
 @pytest.mark.parametrize(
