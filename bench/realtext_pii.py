@@ -7,12 +7,12 @@ presidio's default pipeline, scored side by side.
     .venv/bin/python bench/realtext_pii.py --set bench/.data/realtext-pii --part heldout
 
 Pipelines (`--pipelines`, default all):
-  ours         in-process `Scrubber(names_en=False)`: patterns only, no name detection
+  ours         in-process `Scrubber(names_en=False, names_zh=False)`: patterns only, no name detection
                (`Scrubber()` where the Scrubber has no `names_en`)
   ours-cli     `domainllm data scrub-pii IN.jsonl OUT --force` with its default config, its
                Parquet output read back by id
-  ours-ner     `Scrubber(ner_model=en_core_web_sm)` (the model found like the tests find it)
-  ours-ner-zh  the same with `names_zh=True` (Chinese names, off by default)
+  ours-ner     `Scrubber(ner_model=en_core_web_sm, names_zh=False)`: English names only
+  ours-ner-zh  the same with `names_zh=True`: the default configuration (and the CLI's)
   presidio     AnalyzerEngine (predefined recognizers + spaCy en_core_web_sm) + AnonymizerEngine
 In-process pipelines get documents in batches of 64 of one language (`scrub_many` where the
 Scrubber has it, which looks for names in one batch).
@@ -82,9 +82,9 @@ def make_pipeline(name: str):
 
         params = inspect.signature(Scrubber).parameters
         if name == "ours":  # patterns only: no name detection at all
-            scrubber = Scrubber(names_en=False) if "names_en" in params else Scrubber()
+            scrubber = Scrubber(names_en=False, names_zh=False) if "names_zh" in params else Scrubber(names_en=False)
         elif name == "ours-ner":
-            scrubber = Scrubber(ner_model=spacy_model())
+            scrubber = Scrubber(ner_model=spacy_model(), names_zh=False) if "names_zh" in params else Scrubber(ner_model=spacy_model())
         else:
             if "names_zh" not in params:
                 raise SystemExit("this Scrubber has no names_zh")
