@@ -265,6 +265,7 @@ def code_state() -> dict:
 
 
 def run_pipeline(name: str, docs: list[dict], sub_ids: set[str], log, batch: int = 64) -> dict:
+    code = code_state()  # lib/ may change while this runs: the state the pipeline imports
     startup = startup_seconds(name)
     log(f"{name}: start-up {startup:.1f} s")
     run_docs = [d for d in docs if d["id"] in sub_ids] if name == "presidio" else docs
@@ -292,7 +293,7 @@ def run_pipeline(name: str, docs: list[dict], sub_ids: set[str], log, batch: int
             if i and i % (batch * 8) == 0:
                 log(f"{name}: {i}/{len(run_docs)} docs, {secs:.0f} s")
     chars = sum(len(d["text"]) for d in run_docs)
-    result = {"pipeline": name, "code": code_state(), "scrub_s": secs, "chars_per_s": chars / secs if secs else None, "startup_s": startup,
+    result = {"pipeline": name, "code": code, "scrub_s": secs, "chars_per_s": chars / secs if secs else None, "startup_s": startup,
               "subsampled": len(run_docs) < len(docs), **score(run_docs, outs, types)}  # fmt: skip
     sub_docs = [d for d in run_docs if d["id"] in sub_ids]
     result["on_subsample"] = {k: v for k, v in score(sub_docs, outs, types).items()
