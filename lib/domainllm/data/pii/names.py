@@ -27,7 +27,7 @@ _CAP = r"[A-Z][a-z]+(?:['-][A-Z]?[a-z]+)?"
 _CANDIDATE = re.compile(rf"(?<![A-Za-z0-9_$@.:>/\\-]){_CAP}(?:[ \t]+(?:[A-Z]\.[ \t]*)*{_CAP})+(?![A-Za-z0-9_(])")
 """Two or more capitalized words in a row (initials between them allowed), not part of an
 identifier, a call, a path or a module name: how a person is named in text."""
-_CONTEXT = 150
+_CONTEXT = 100
 """Characters of context on each side of a candidate that the NER model sees."""
 _NAME_TOKEN = re.compile(r"[A-Z][A-Za-z'.-]*|(?:de|van|von|der|den|da|di|le|la|bin|al)")
 _CODE_AROUND = re.compile(r"::|->|[$@%<]\w*$")
@@ -235,15 +235,17 @@ _LISTS = Path(__file__).parent / "lists"
 
 
 @cache
-def _names_list(name: str) -> frozenset[str]:  # given_names.txt, surnames.txt
-    return frozenset((_LISTS / name).read_text(encoding="utf-8").split())
+def _latin_names() -> frozenset[str]:
+    """Given names and surnames (lists/given_names.txt, lists/surnames.txt), lower-cased."""
+    return frozenset((_LISTS / "given_names.txt").read_text(encoding="utf-8").split()) | frozenset(
+        (_LISTS / "surnames.txt").read_text(encoding="utf-8").split())
 
 
 def known_name(span: str) -> bool:
     """One of the span's words is a given name or surname in our lists, or it has an initial
     (`Philip A. Nelson`, `J. Smith`)."""
     words = [w.strip(".,'’").lower() for w in span.split()]
-    names = _names_list("given_names.txt") | _names_list("surnames.txt")
+    names = _latin_names()
     return any(w in names for w in words) or any(re.fullmatch(r"[A-Z]\.", w) for w in span.split())
 
 

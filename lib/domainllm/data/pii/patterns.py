@@ -163,7 +163,7 @@ def _ipv6_ok(keep: frozenset[str]) -> Callable[[str, re.Match[str]], bool]:
     return ok
 
 
-_USERINFO = re.compile(r"://[^\s:/@]{1,64}:$")
+_USERINFO = re.compile(r"://[^\s:/@]{0,64}:[^\s/@]*$")
 
 
 def _email_ok(value: str, m: re.Match[str]) -> bool:
