@@ -33,7 +33,7 @@ included); start-up is a fresh process's import + construction + one small docum
 a run on a one-document input). presidio runs on a subsample (`--presidio-chars`, documents
 taken in hash order of their id) to keep it to minutes; every pipeline is also scored on that
 same subsample so the comparison stays like for like. Results: a markdown table on stdout and
-SET/results-PART-PIPELINE.json.
+SET/results-PART-PIPELINE.json (`--results DIR` to write them elsewhere).
 """
 
 from __future__ import annotations
@@ -342,6 +342,7 @@ def main() -> None:
     ap.add_argument("--part", choices=["tune", "heldout"], default="tune")
     ap.add_argument("--pipelines", default=",".join(PIPELINES), help=f"comma-separated subset of {','.join(PIPELINES)}")
     ap.add_argument("--presidio-chars", type=int, default=2_000_000, help="presidio's subsample, in characters")
+    ap.add_argument("--results", type=Path, help="folder for the results files (default: SET)")
     ap.add_argument("--table-only", action="store_true", help="print the table from the results files already written")
     ap.add_argument("--startup-only", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -349,9 +350,11 @@ def main() -> None:
         scrub, _ = make_pipeline(args.startup_only)
         scrub(["Server 102.212.196.186 and mail bob@corp.io"], "en")
         return
+    out_dir = args.results or args.set
+    out_dir.mkdir(parents=True, exist_ok=True)
     if args.table_only:
-        names = [n for n in args.pipelines.split(",") if (args.set / f"results-{args.part}-{n}.json").is_file()]
-        print(table([json.loads((args.set / f"results-{args.part}-{n}.json").read_text()) for n in names], args.part))
+        names = [n for n in args.pipelines.split(",") if (out_dir / f"results-{args.part}-{n}.json").is_file()]
+        print(table([json.loads((out_dir / f"results-{args.part}-{n}.json").read_text()) for n in names], args.part))
         return
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     docs = load(args.set, args.part)
@@ -359,7 +362,7 @@ def main() -> None:
     results = []
     for name in args.pipelines.split(","):
         r = run_pipeline(name, docs, sub_ids, log)
-        (args.set / f"results-{args.part}-{name}.json").write_text(json.dumps(r, indent=1, ensure_ascii=False))
+        (out_dir / f"results-{args.part}-{name}.json").write_text(json.dumps(r, indent=1, ensure_ascii=False))
         log(f"{name}: structured {r['structured_recall']:.4f}, EN names {r['en_name_recall']:.3f}, ZH names {r['zh_name_recall']:.3f}, "
             f"look-alikes {r['lookalikes_kept']:.4f}, {r['chars_per_s']:,.0f} chars/s")  # fmt: skip
         results.append(r)
