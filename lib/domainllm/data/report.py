@@ -71,3 +71,17 @@ def write_step_report(title: str, counts: dict[str, int], fs: fsspec.AbstractFil
     with fs.open(join(out_dir, "report.png"), "wb") as fh:
         fh.write(to_png(fig))
     return ["report.json", "report.png"]
+
+
+def write_languages_plot(counts: dict[str, int], fs: fsspec.AbstractFileSystem, out_dir: str) -> list[str]:
+    """`languages.png`: documents in by language (natural languages as identified, code by
+    its programming language), from the `lang.<code>` counts."""
+    langs = sorted(((k.split(".", 1)[1], v) for k, v in counts.items() if k.startswith("lang.")), key=lambda kv: kv[1])
+    if not langs:
+        return []
+    fig, ax = subplots(1, 1, figsize=(7, max(2.5, 0.3 * len(langs[-30:]) + 1)))
+    ax.barh([k for k, _ in langs[-30:]], [v for _, v in langs[-30:]], color="tab:blue")
+    ax.set_title("documents by language" + (f" (30 most common of {len(langs)})" if len(langs) > 30 else ""))
+    with fs.open(join(out_dir, "languages.png"), "wb") as fh:
+        fh.write(to_png(fig))
+    return ["languages.png"]

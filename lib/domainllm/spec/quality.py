@@ -71,6 +71,22 @@ class ModelScorer(TextClassifier):
     """Documents whose score (the label's probability) is below this are removed as `model_score`."""
 
 
+class LanguageRules(Section):
+    """Language identification of `kind: text` documents (fastText lid.176; code keeps its
+    programming language). Each document gets `lang_id` and `lang_score` in its metadata, and
+    its `lang` when the source did not set one; the quality report plots the languages."""
+
+    identify: bool = True
+    keep: tuple[str, ...] = ()
+    """Languages (ISO 639-1, e.g. `en`, `zh`) text documents must be in; empty keeps all.
+    Others are removed as `language`."""
+    keep_by_source: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Per source: the languages kept there, instead of `keep` (e.g. `{docs-zh: [zh, en]}`)."""
+    min_score: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Below this confidence a document is in no language (`und`): with a keep list that
+    applies to it, it is removed."""
+
+
 class QualityConfig(Section):
     skip_sources: tuple[str, ...] = ()
     """Curated sources that bypass the quality step (web-text rules misjudge, say, API
@@ -79,3 +95,4 @@ class QualityConfig(Section):
     code: CodeRules = CodeRules()
     bad_words: BadWords = BadWords()
     scorer: ModelScorer | None = None
+    language: LanguageRules = LanguageRules()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from domainllm.data.quality import QualityFilter
+from domainllm.data.report import write_languages_plot, write_step_report
 from domainllm.spec import Spec
 from domainllm.spec.quality import QualityConfig
 from domainllm.stages.base import StageContext
@@ -21,3 +22,10 @@ class QualityStage(DocStepStage):
 
     def make_step(self, ctx: StageContext) -> QualityFilter:
         return QualityFilter(ctx.spec.data.quality)
+
+    def step_counts(self, step: Any) -> dict[str, int]:
+        return {f"lang.{lang}": n for lang, n in step.languages.items()}
+
+    def write_report(self, ctx: StageContext, counts: dict[str, int], info: dict[str, Any]) -> list[str]:
+        reports = write_step_report(self.name, counts, ctx.out.fs, ctx.out.path)
+        return reports + write_languages_plot(counts, ctx.out.fs, ctx.out.path)

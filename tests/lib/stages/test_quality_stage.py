@@ -23,5 +23,7 @@ def test_quality_stage_filters_the_ingested_documents(tiny_spec: Path, home: Pat
     removed = sum(pq.read_metadata(p).num_rows for p in (out / "removed").glob("part-*.parquet"))
     assert (kept, removed) == (m.counts["docs_out"], m.counts["removed"])
     mlflow.set_tracking_uri(tracking_uri(spec))
-    assert {"report.json", "report.png"} <= {a.path for a in mlflow.MlflowClient().list_artifacts(m.mlflow_run_id)}
+    assert {"report.json", "report.png", "languages.png"} <= {a.path for a in mlflow.MlflowClient().list_artifacts(m.mlflow_run_id)}
+    langs = {k.split(".", 1)[1]: v for k, v in m.counts.items() if k.startswith("lang.")}
+    assert sum(langs.values()) == m.counts["docs_in"] and langs.get("en", 0) > 0  # the tiny corpora: English docs and code
     assert run_stage(spec, "quality", "q").skipped
