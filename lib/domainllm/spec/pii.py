@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from domainllm.spec.base import Location, Section
 
@@ -31,18 +31,11 @@ class PiiConfig(Section):
     """IP address ranges left in the text: any of those and `private` (10.x, 192.168.x, fc00::/7).
     Public addresses are always replaced."""
 
-    @field_validator("keep_ip_scopes")
+    @field_validator("entities", "keep_ip_scopes")
     @classmethod
-    def _scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - set(IP_SCOPES))
+    def _known(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        what, allowed = ("entities", PII_ENTITIES) if info.field_name == "entities" else ("IP scopes", IP_SCOPES)
+        unknown = sorted(set(value) - set(allowed))
         if unknown:
-            raise ValueError(f"unknown IP scopes {unknown}; allowed: {list(IP_SCOPES)}")
-        return value
-
-    @field_validator("entities")
-    @classmethod
-    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - set(PII_ENTITIES))
-        if unknown:
-            raise ValueError(f"unknown entities {unknown}; allowed: {list(PII_ENTITIES)}")
+            raise ValueError(f"unknown {what} {unknown}; allowed: {list(allowed)}")
         return value

@@ -275,24 +275,18 @@ def _strong(value: str) -> bool:
 
 
 @dataclass(frozen=True)
-class _Prose(Detector):
-    def find(self, text: str, lower: str | None = None) -> Iterator[tuple[int, int]]:
-        if self.hint is not None and not self.hint(text.lower() if lower is None else lower):
-            return
-        for m in self.pattern.finditer(text):
-            group = next(g for g, v in m.groupdict().items() if v is not None)
-            if _strong(m.group(group)):
-                yield m.start(group), m.end(group)
-
-
-@dataclass(frozen=True)
 class _Positional(Detector):
+    """The value is whichever group named `v...` took part in the match; it must pass
+    `secret` (a quoted-value check by default, `_strong` for prose)."""
+
+    secret: Callable[[str], bool] = lambda v: _value_ok(v, quoted=True)
+
     def find(self, text: str, lower: str | None = None) -> Iterator[tuple[int, int]]:
         if self.hint is not None and not self.hint(text.lower() if lower is None else lower):
             return
         for m in self.pattern.finditer(text):
             group = next(g for g, v in m.groupdict().items() if v is not None and g.startswith("v"))
-            if _value_ok(m.group(group), quoted=True):
+            if self.secret(m.group(group)):
                 yield m.start(group), m.end(group)
 
 
@@ -384,7 +378,7 @@ _STRUCTURED: tuple[Detector, ...] = (
     _Positional("PASSWORD", _CLI, hint=lambda t: " -p" in t or "password " in t or "auth" in t or "requirepass" in t or "curl" in t),
     _Positional("API_KEY", re.compile(rf"#[ \t]*define[ \t]+\w*(?:API_?KEY|SECRET|TOKEN|ACCESS_KEY)\w*[ \t]+{_Q}"),
                 hint=lambda t: "define" in t),  # C: #define API_KEY "..."
-    _Prose("PASSWORD", _PROSE, hint=lambda t: "pass" in t or "log" in t or "sign" in t or "密码" in t or "口令" in t),
+    _Positional("PASSWORD", _PROSE, secret=_strong, hint=lambda t: "pass" in t or "log" in t or "sign" in t or "密码" in t or "口令" in t),
     Detector(
         "CREDIT_CARD",
         re.compile(_D + r"(?:\d[ -]?){12,18}\d(?![A-Za-z0-9_-])"),
