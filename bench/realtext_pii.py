@@ -82,9 +82,9 @@ def make_pipeline(name: str):
 
         params = inspect.signature(Scrubber).parameters
         if name == "ours":  # patterns only: no name detection at all
-            scrubber = Scrubber(names_en=False, names_zh=False) if "names_zh" in params else Scrubber(names_en=False)
+            scrubber = Scrubber(**{k: False for k in ("names_en", "names_zh") if k in params})
         elif name == "ours-ner":
-            scrubber = Scrubber(ner_model=spacy_model(), names_zh=False) if "names_zh" in params else Scrubber(ner_model=spacy_model())
+            scrubber = Scrubber(ner_model=spacy_model(), **({"names_zh": False} if "names_zh" in params else {}))
         else:
             if "names_zh" not in params:
                 raise SystemExit("this Scrubber has no names_zh")
