@@ -274,7 +274,7 @@ class ChineseNames:
     and those characters are name-like on average (`min_given_score`; jieba also tags
     `许可证` and `索引` as names). Only runs of Han characters that hold a surname are tagged."""
 
-    def __init__(self, min_given_score: float = 0.2) -> None:
+    def __init__(self, min_given_score: float = 0.25) -> None:
         self.min_given_score = min_given_score
         self._posseg = None
 
