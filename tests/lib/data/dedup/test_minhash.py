@@ -69,3 +69,12 @@ def test_band_parameters_and_keys() -> None:
     keys = band_hashes(sigs, bands, rows)
     assert keys.shape == (3, bands) and keys.dtype == np.uint64
     assert (keys[0] == keys[1]).all() and not (keys[0] == keys[2]).any()
+
+
+@pytest.mark.parametrize("num_perm", [64, 128, 256])
+def test_band_parameters_are_datasketchs(num_perm: int) -> None:
+    from datasketch.lsh import _optimal_param
+
+    for threshold in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
+        for fp, fn in ((0.5, 0.5), (0.05, 0.95), (0.1, 0.9), (0.3, 0.7)):
+            assert band_params(threshold, num_perm, fp, fn) == _optimal_param(threshold, num_perm, fp, fn), (threshold, fp, fn)
