@@ -1,4 +1,8 @@
-"""Person names in English text: spaCy's NER, run only where a name can be.
+"""Person names. English (`EnglishNames`): names where the text says a person stands
+(`cued_names`: copyright lines, git trailers, `Author:`, signatures, before `wrote:` or an
+email), and spaCy's NER, run only where a name can be. Chinese (`ChineseNames`): names
+after labels and before what follows a person (`zh_cued_names`), and jieba's tagger checked
+against surnames and name-like characters.
 
 presidio's AnalyzerEngine runs the whole spaCy pipeline (tagger, parser, lemmatizer) over
 every character and scrubs ~20 kB/s. Names need only the NER component, which in spaCy's
@@ -31,7 +35,6 @@ _CONTEXT = 100
 """Characters of context on each side of a candidate that the NER model sees."""
 _NAME_TOKEN = re.compile(r"[A-Z][A-Za-z'.-]*|(?:de|van|von|der|den|da|di|le|la|bin|al)")
 _CODE_AROUND = re.compile(r"::|->|[$@%<]\w*$")
-_MAX_WINDOW = 2000
 
 
 def shipped_model() -> Path | None:
