@@ -163,7 +163,7 @@ def cued_names(text: str) -> list[tuple[int, int]]:
                 break
             pos = more.end()
     for m in _BEFORE.finditer(text):
-        line_start = text.rfind("\n", 0, m.start()) + 1
+        line_start = max(text.rfind("\n", max(0, m.start() - 200), m.start()) + 1, m.start() - 200)  # a name is short: one huge line stays linear
         head = text[line_start : m.start()]
         tail = re.search(r"(?:^|(?<=[\s,;:(\"']))((?:[^\W\d_][\w'’.-]*[ \t]+){1,3}[^\W\d_][\w'’.-]*)$", head)
         if tail is None:

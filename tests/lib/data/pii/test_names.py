@@ -52,3 +52,14 @@ def test_chinese_names_start_at_a_surname_and_lose_their_title() -> None:
     for text, names in [("联系人：张伟，电话见下。", ["张伟"]), ("由李娜提交的补丁修复了这个问题。", ["李娜"]),
                         ("感谢黄俊杰先生的帮助", ["黄俊杰"]), ("这一段没有人名。", [])]:  # fmt: skip
         assert [text[s:e] for s, e in finder.find(text)] == names, text
+
+
+def test_one_huge_line_of_names_and_emails_stays_linear() -> None:
+    import time
+
+    from domainllm.data.pii.names import cued_names
+
+    text = "Jo Li <a@b.co> " * 20_000  # 300 kB on one line: each name looks back at most 200 characters
+    start = time.monotonic()
+    assert len(cued_names(text)) == 20_000
+    assert time.monotonic() - start < 20  # quadratic took minutes
